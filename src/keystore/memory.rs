@@ -1,0 +1,70 @@
+//! The in-memory backend: a `BTreeMap` behind a lock. Ephemeral.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::RwLock;
+
+use super::{Batch, Keystore, Op, Record, Scan, StoreError, physical_key, select};
+
+/// A keystore that lives only as long as the process. For tests and caches.
+#[derive(Debug, Default)]
+pub struct MemoryKeystore {
+    map: RwLock<BTreeMap<Vec<u8>, Vec<u8>>>,
+}
+
+impl MemoryKeystore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Other("memory keystore lock poisoned".into())
+}
+
+impl Keystore for MemoryKeystore {
+    fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .map
+            .read()
+            .map_err(poisoned)?
+            .get(&physical_key(ns, id))
+            .cloned())
+    }
+
+    fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+        let map = self.map.read().map_err(poisoned)?;
+        let prefix = physical_key(ns, scan.prefix);
+        // Start at the cursor when there is one, so paging does not rescan.
+        let start = match scan.after {
+            Some(after) if after >= scan.prefix => physical_key(ns, after),
+            _ => prefix.clone(),
+        };
+        let iter = map
+            .range::<Vec<u8>, _>((Bound::Included(&start), Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| Ok::<_, StoreError>((k.clone(), v.clone())));
+        select(ns, scan, iter)
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        // One write lock for the whole batch: readers see all of it or none.
+        let mut map = self.map.write().map_err(poisoned)?;
+        for op in batch.into_ops() {
+            match op {
+                Op::Put { ns, id, value } => {
+                    map.insert(physical_key(ns, &id), value);
+                }
+                Op::Delete { ns, id } => {
+                    map.remove(&physical_key(ns, &id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,232 @@
+//! The pluggable storage under the service: a synchronous, byte-level store of
+//! namespaced records with atomic batches and an explicit flush.
+//!
+//! The library keeps its own record formats above this trait, and seals every
+//! record that holds key material before it reaches a backend, so a backend
+//! never sees a secret in clear. Two backends ship: [`SledKeystore`] (durable,
+//! the default) and [`MemoryKeystore`] (ephemeral). [`conformance`] is the suite
+//! any backend must pass.
+
+use std::fmt;
+
+pub mod conformance;
+mod memory;
+mod sled_store;
+
+pub use memory::MemoryKeystore;
+pub use sled_store::SledKeystore;
+
+/// A record as a scan returns it: `(id, value)`.
+pub type Record = (Vec<u8>, Vec<u8>);
+
+/// One change inside a [`Batch`].
+#[derive(Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Create or replace a record.
+    Put {
+        /// The record's namespace.
+        ns: &'static str,
+        /// The record's id within its namespace.
+        id: Vec<u8>,
+        /// The record's bytes.
+        value: Vec<u8>,
+    },
+    /// Remove a record; removing an absent record is not an error.
+    Delete {
+        /// The record's namespace.
+        ns: &'static str,
+        /// The record's id within its namespace.
+        id: Vec<u8>,
+    },
+}
+
+impl fmt::Debug for Op {
+    // Values may be sealed material: show only their length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Put { ns, id, value } => f
+                .debug_struct("Put")
+                .field("ns", ns)
+                .field("id", &String::from_utf8_lossy(id))
+                .field("value_len", &value.len())
+                .finish(),
+            Self::Delete { ns, id } => f
+                .debug_struct("Delete")
+                .field("ns", ns)
+                .field("id", &String::from_utf8_lossy(id))
+                .finish(),
+        }
+    }
+}
+
+/// A set of changes applied all-or-nothing by [`Keystore::apply`]. Later
+/// operations on the same record win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    ops: Vec<Op>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a put.
+    pub fn put(&mut self, ns: &'static str, id: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Put {
+            ns,
+            id: id.into(),
+            value: value.into(),
+        });
+    }
+
+    /// Adds a delete.
+    pub fn delete(&mut self, ns: &'static str, id: impl Into<Vec<u8>>) {
+        self.ops.push(Op::Delete { ns, id: id.into() });
+    }
+
+    /// The changes, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Consumes the batch into its changes.
+    pub fn into_ops(self) -> Vec<Op> {
+        self.ops
+    }
+
+    /// True if the batch holds no change.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Which records a [`Keystore::scan`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan<'a> {
+    /// Only ids that start with this prefix.
+    pub prefix: &'a [u8],
+    /// Only ids strictly greater than this one.
+    pub after: Option<&'a [u8]>,
+    /// Skip this many matching records first.
+    pub skip: usize,
+    /// Return at most this many records.
+    pub limit: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// Every record whose id starts with `prefix`.
+    pub fn prefix(prefix: &'a [u8]) -> Self {
+        Self {
+            prefix,
+            after: None,
+            skip: 0,
+            limit: usize::MAX,
+        }
+    }
+}
+
+/// A failure of the storage backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An I/O failure, with the backend's description.
+    Io(String),
+    /// Another process holds the store.
+    Locked(String),
+    /// The backend found its own files damaged.
+    Corrupt(String),
+    /// Any other backend failure.
+    Other(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Locked(e) => write!(f, "store is locked: {e}"),
+            Self::Corrupt(e) => write!(f, "store is corrupt: {e}"),
+            Self::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Record storage for the service.
+///
+/// A record is addressed by a namespace and an id. Implementations must:
+/// - keep namespaces separate (`("a", "bc")` and `("ab", "c")` are different);
+/// - apply a [`Batch`] atomically: after a failure or a crash, all of it or
+///   none of it is there. (Readers that read several records while a batch
+///   lands may see part of it; the service serializes its own writers and
+///   never relies on a multi-record snapshot.)
+/// - return scans in ascending byte order of id;
+/// - make every applied batch durable once [`Keystore::flush`] returns.
+///
+/// Run [`conformance::run_all`] against a new implementation.
+pub trait Keystore: Send + Sync + fmt::Debug {
+    /// The record's bytes, if it exists.
+    ///
+    /// # Errors
+    /// A backend failure.
+    fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The records of `ns` that `scan` selects, in ascending id order.
+    ///
+    /// # Errors
+    /// A backend failure.
+    fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError>;
+
+    /// Applies every change of `batch`, or none of them.
+    ///
+    /// # Errors
+    /// A backend failure; then nothing of the batch was applied.
+    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Makes everything applied so far durable.
+    ///
+    /// # Errors
+    /// A backend failure.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The physical key of a record: `len(ns) || ns || id`, so that namespaces
+/// never run into each other and a namespace's records are one contiguous range.
+pub(crate) fn physical_key(ns: &str, id: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + ns.len() + id.len());
+    k.push(u8::try_from(ns.len()).unwrap_or(u8::MAX));
+    k.extend_from_slice(ns.as_bytes());
+    k.extend_from_slice(id);
+    k
+}
+
+/// Applies `scan` to an ascending iterator of `(physical key, value)` pairs
+/// that starts at the namespace prefix. Shared by both backends.
+pub(crate) fn select<I, E>(ns: &str, scan: Scan<'_>, iter: I) -> Result<Vec<Record>, E>
+where
+    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
+{
+    let head = 1 + ns.len();
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for item in iter {
+        if out.len() >= scan.limit {
+            break;
+        }
+        let (k, v) = item?;
+        let id = &k[head..];
+        if let Some(after) = scan.after
+            && id <= after
+        {
+            continue;
+        }
+        if skipped < scan.skip {
+            skipped += 1;
+            continue;
+        }
+        out.push((id.to_vec(), v));
+    }
+    Ok(out)
+}

@@ -1,0 +1,104 @@
+//! The durable backend, on sled 0.34.
+//!
+//! All records live in one sled tree under [`physical_key`]s, so a [`Batch`]
+//! maps onto one `sled::Batch`, which sled applies atomically, also across a
+//! crash.
+
+use std::path::Path;
+
+use super::{Batch, Keystore, Op, Record, Scan, StoreError, physical_key, select};
+
+/// A keystore in a sled database directory.
+#[derive(Debug, Clone)]
+pub struct SledKeystore {
+    db: sled::Db,
+}
+
+impl SledKeystore {
+    /// Opens (or creates) the database in `path`.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] if another process holds it; [`StoreError::Corrupt`]
+    /// if sled finds its files damaged; [`StoreError::Io`] otherwise.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        // sled's own periodic flush stays on for relaxed durability; durable
+        // mode flushes explicitly after each change.
+        let db = sled::Config::new()
+            .path(path.as_ref())
+            .mode(sled::Mode::LowSpace)
+            .open()
+            .map_err(map_err)?;
+        Ok(Self { db })
+    }
+
+    /// The underlying sled database, for tools that inspect it.
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+}
+
+fn map_err(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => {
+            let text = io.to_string();
+            // sled takes an exclusive advisory lock on its file at open; a
+            // second opener gets WouldBlock ("could not acquire lock").
+            if io.kind() == std::io::ErrorKind::WouldBlock || text.contains("lock") {
+                StoreError::Locked(text)
+            } else {
+                StoreError::Io(text)
+            }
+        }
+        sled::Error::Corruption { at, .. } => StoreError::Corrupt(match at {
+            Some(at) => format!("sled reports corruption at {at}"),
+            None => "sled reports corruption".into(),
+        }),
+        sled::Error::ReportableBug(e) => StoreError::Other(format!("sled bug: {e}")),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+impl Keystore for SledKeystore {
+    fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .get(physical_key(ns, id))
+            .map_err(map_err)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+        let prefix = physical_key(ns, scan.prefix);
+        let iter =
+            match scan.after {
+                // Start the range at the cursor, so paging does not rescan.
+                Some(after) if after >= scan.prefix => {
+                    let start = physical_key(ns, after);
+                    Box::new(self.db.range(start..).take_while(move |r| {
+                        r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix))
+                    })) as Box<dyn Iterator<Item = _>>
+                }
+                _ => Box::new(self.db.scan_prefix(prefix)),
+            };
+        select(
+            ns,
+            scan,
+            iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err)),
+        )
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for op in batch.into_ops() {
+            match op {
+                Op::Put { ns, id, value } => b.insert(physical_key(ns, &id), value),
+                Op::Delete { ns, id } => b.remove(physical_key(ns, &id)),
+            }
+        }
+        self.db.apply_batch(b).map_err(map_err)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map(|_| ()).map_err(map_err)
+    }
+}

@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod alias;
+mod clock;
+mod error;
+pub mod keystore;
+mod kms;
+mod lifecycle;
+mod paging;
+mod record;
+mod seal;
+mod secret;
+mod types;
+
+pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
+pub use error::{
+    DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
+};
+pub use kms::{
+    Config, DEFAULT_ACCOUNT_ID, DEFAULT_REGION_ID, Durability, Kms, KmsBuilder, ROOT_KEY_FILE,
+};
+pub use lifecycle::{CreateKeyRequest, MAX_DESCRIPTION_CHARS};
+pub use paging::{Page, Paging};
+pub use seal::RootKey;
+pub use types::{KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};

@@ -1,0 +1,326 @@
+//! The key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
+//! ScheduleKeyDeletion and CancelKeyDeletion, with the state table of SPEC
+//! section 2.
+
+use crate::clock::format_timestamp;
+use crate::error::{Error, Rejection, Result};
+use crate::kms::{Kms, new_uuid};
+use crate::paging::{Page, Paging};
+use crate::record::{KeyRecord, NS_DELETION, NS_KEY_ORDER, VersionMeta, deletion_id};
+use crate::secret::KeyMaterial;
+use crate::types::{
+    KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel,
+};
+
+/// The longest `Description`, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 8192;
+/// The shortest automatic rotation interval, in seconds (7 days).
+pub const MIN_ROTATION_INTERVAL: u64 = 7 * 86_400;
+/// The longest automatic rotation interval, in seconds (730 days).
+pub const MAX_ROTATION_INTERVAL: u64 = 730 * 86_400;
+/// The rotation interval when automatic rotation is enabled without one (365 days).
+pub const DEFAULT_ROTATION_INTERVAL: u64 = 365 * 86_400;
+
+/// The parameters of CreateKey. `Default` is a software-protected
+/// `Aliyun_KMS` AES-256 key with no description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CreateKeyRequest {
+    /// 0..=8192 characters.
+    pub description: String,
+    /// Only `ENCRYPT/DECRYPT`.
+    pub key_usage: KeyUsage,
+    /// `Aliyun_KMS` (material generated here) or `EXTERNAL` (imported).
+    pub origin: Origin,
+    /// Recorded and reported; material is always software-protected here.
+    pub protection_level: ProtectionLevel,
+    /// Only `Aliyun_AES_256`.
+    pub key_spec: KeySpec,
+    /// Rotate automatically every `rotation_interval`.
+    pub enable_automatic_rotation: bool,
+    /// Seconds between rotations, 7..=730 days; `None` is 365 days.
+    pub rotation_interval: Option<u64>,
+}
+
+impl Default for CreateKeyRequest {
+    fn default() -> Self {
+        Self {
+            description: String::new(),
+            key_usage: KeyUsage::EncryptDecrypt,
+            origin: Origin::AliyunKms,
+            protection_level: ProtectionLevel::Software,
+            key_spec: KeySpec::Aes256,
+            enable_automatic_rotation: false,
+            rotation_interval: None,
+        }
+    }
+}
+
+impl CreateKeyRequest {
+    /// A default request with this description.
+    pub fn with_description(description: impl Into<String>) -> Self {
+        Self {
+            description: description.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A default request for an `EXTERNAL` (BYOK) key.
+    pub fn external() -> Self {
+        Self {
+            origin: Origin::External,
+            ..Self::default()
+        }
+    }
+}
+
+/// Checks a `Description` (CreateKey, UpdateKeyDescription).
+pub(crate) fn validate_description(d: &str) -> Result<()> {
+    if d.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Error::invalid(
+            "Description",
+            "must be at most 8192 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a rotation interval in seconds.
+pub(crate) fn validate_rotation_interval(seconds: u64) -> Result<()> {
+    if !(MIN_ROTATION_INTERVAL..=MAX_ROTATION_INTERVAL).contains(&seconds) {
+        return Err(Error::invalid(
+            "RotationInterval",
+            "must be from 7 to 730 days",
+        ));
+    }
+    Ok(())
+}
+
+impl Kms {
+    /// Builds the `KeyMetadata` of a record (SPEC section 4).
+    pub(crate) fn metadata(&self, r: &KeyRecord) -> KeyMetadata {
+        let ts = |t: Option<i64>| t.map(format_timestamp).unwrap_or_default();
+        KeyMetadata {
+            creation_date: format_timestamp(r.created),
+            description: r.description.clone(),
+            key_id: r.key_id.clone(),
+            key_state: r.state,
+            key_usage: r.usage,
+            key_spec: r.spec,
+            delete_date: ts(r.delete_date),
+            creator: self.config.account_id.clone(),
+            arn: self.key_arn(&r.key_id),
+            origin: r.origin,
+            material_expire_time: ts(r.material_expire),
+            protection_level: r.protection,
+            primary_key_version: r.primary().map(|v| v.id.clone()).unwrap_or_default(),
+            automatic_rotation: if r.automatic_rotation {
+                "Enabled"
+            } else {
+                "Disabled"
+            }
+            .into(),
+            rotation_interval: match (r.automatic_rotation, r.rotation_interval) {
+                (true, Some(s)) => format!("{s}s"),
+                _ => String::new(),
+            },
+            last_rotation_date: ts(r.last_rotation),
+            next_rotation_date: if r.automatic_rotation {
+                ts(r.next_rotation)
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    /// CreateKey: a new key, `Enabled` with its first version, or
+    /// `PendingImport` without material for an `EXTERNAL` key.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (Description, RotationInterval), `Unsupported.Origin`
+    /// (automatic rotation of an `EXTERNAL` key), `Rejected.LimitExceeded`
+    /// (store key limit), or a storage failure.
+    pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
+        validate_description(&req.description)?;
+        if let Some(i) = req.rotation_interval {
+            validate_rotation_interval(i)?;
+        }
+        let key_id = new_uuid()?;
+        if req.enable_automatic_rotation && req.origin == Origin::External {
+            return Err(Error::UnsupportedOrigin {
+                key_id,
+                reason: "EXTERNAL keys do not rotate",
+            });
+        }
+        let now = self.clock.now();
+        let material = match req.origin {
+            Origin::AliyunKms => Some((new_uuid()?, KeyMaterial::generate()?)),
+            Origin::External => None,
+        };
+        let interval = req.rotation_interval.unwrap_or(DEFAULT_ROTATION_INTERVAL);
+        let record = self.insert_key(|seq, batch| {
+            let versions = match &material {
+                Some((version_id, m)) => {
+                    self.put_material(batch, &key_id, version_id, m)?;
+                    vec![VersionMeta {
+                        id: version_id.clone(),
+                        created: now,
+                    }]
+                }
+                None => Vec::new(),
+            };
+            Ok(KeyRecord {
+                key_id: key_id.clone(),
+                seq,
+                created: now,
+                description: req.description.clone(),
+                state: if material.is_some() {
+                    KeyState::Enabled
+                } else {
+                    KeyState::PendingImport
+                },
+                usage: req.key_usage,
+                spec: req.key_spec,
+                origin: req.origin,
+                protection: req.protection_level,
+                delete_date: None,
+                material_expire: None,
+                last_rotation: None,
+                next_rotation: req
+                    .enable_automatic_rotation
+                    .then(|| now.saturating_add(i64::try_from(interval).unwrap_or(i64::MAX))),
+                versions,
+                automatic_rotation: req.enable_automatic_rotation,
+                rotation_interval: req.enable_automatic_rotation.then_some(interval),
+                material_fingerprint: None,
+            })
+        })?;
+        Ok(self.metadata(&record))
+    }
+
+    /// DescribeKey. `key_id` may be an alias.
+    ///
+    /// # Errors
+    /// `MissingParameter`, `Forbidden.KeyNotFound`, `Forbidden.AliasNotFound`.
+    pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
+        let id = self.resolve_key_id(key_id, "KeyId", true)?;
+        Ok(self.metadata(&self.entry(&id)?.record))
+    }
+
+    /// ListKeys, in creation order. Keys past their `DeleteDate` are purged
+    /// first, so they are never listed.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub fn list_keys(&self, paging: Paging) -> Result<Page<KeyListEntry>> {
+        self.purge_expired()?;
+        let total = self.key_count()?;
+        let items = paging
+            .scan(self.store.as_ref(), NS_KEY_ORDER, b"")?
+            .into_iter()
+            .map(|(_, id)| {
+                let key_id = String::from_utf8(id)
+                    .map_err(|_| Error::CorruptStore("key-order entry is not a key id".into()))?;
+                Ok(KeyListEntry {
+                    key_arn: self.key_arn(&key_id),
+                    key_id,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(paging.page(items, total))
+    }
+
+    /// EnableKey: `Enabled` or `Disabled` -> `Enabled`.
+    ///
+    /// # Errors
+    /// `Rejected.StateModifiedFailed` from `PendingDeletion` or `PendingImport`;
+    /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
+    pub fn enable_key(&self, key_id: &str) -> Result<()> {
+        self.set_enabled(key_id, KeyState::Enabled)
+    }
+
+    /// DisableKey: `Enabled` or `Disabled` -> `Disabled`.
+    ///
+    /// # Errors
+    /// As [`Kms::enable_key`].
+    pub fn disable_key(&self, key_id: &str) -> Result<()> {
+        self.set_enabled(key_id, KeyState::Disabled)
+    }
+
+    fn set_enabled(&self, key_id: &str, to: KeyState) -> Result<()> {
+        let id = self.resolve_key_id(key_id, "KeyId", false)?;
+        self.update_key(&id, |r, _| match r.state {
+            KeyState::Enabled | KeyState::Disabled => {
+                r.state = to;
+                Ok(())
+            }
+            s @ (KeyState::PendingDeletion | KeyState::PendingImport) => Err(Error::rejected(
+                Rejection::StateModifiedFailed,
+                &r.key_id,
+                s,
+            )),
+        })?;
+        Ok(())
+    }
+
+    /// ScheduleKeyDeletion: `Enabled`, `Disabled` or `PendingImport` ->
+    /// `PendingDeletion`, with `DeleteDate` = now + `pending_window_in_days`.
+    ///
+    /// # Errors
+    /// `InvalidParameter` (PendingWindowInDays outside 7..=30),
+    /// `Rejected.StateModifiedFailed` when already pending deletion,
+    /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
+    pub fn schedule_key_deletion(&self, key_id: &str, pending_window_in_days: u32) -> Result<()> {
+        if !(7..=30).contains(&pending_window_in_days) {
+            return Err(Error::invalid(
+                "PendingWindowInDays",
+                "must be an integer from 7 to 30",
+            ));
+        }
+        let id = self.resolve_key_id(key_id, "KeyId", false)?;
+        let now = self.clock.now();
+        self.update_key(&id, |r, batch| match r.state {
+            KeyState::PendingDeletion => Err(Error::rejected(
+                Rejection::StateModifiedFailed,
+                &r.key_id,
+                r.state,
+            )),
+            _ => {
+                let date = now.saturating_add(i64::from(pending_window_in_days) * 86_400);
+                r.state = KeyState::PendingDeletion;
+                r.delete_date = Some(date);
+                batch.put(NS_DELETION, deletion_id(date, &r.key_id), Vec::new());
+                Ok(())
+            }
+        })?;
+        Ok(())
+    }
+
+    /// CancelKeyDeletion: `PendingDeletion` -> `Enabled` (or `PendingImport`
+    /// for an `EXTERNAL` key without material), clearing `DeleteDate`.
+    ///
+    /// # Errors
+    /// `Rejected.StateModifiedFailed` unless pending deletion;
+    /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
+    pub fn cancel_key_deletion(&self, key_id: &str) -> Result<()> {
+        let id = self.resolve_key_id(key_id, "KeyId", false)?;
+        self.update_key(&id, |r, batch| match (r.state, r.delete_date) {
+            (KeyState::PendingDeletion, Some(date)) => {
+                batch.delete(NS_DELETION, deletion_id(date, &r.key_id));
+                r.delete_date = None;
+                r.state = if r.versions.is_empty() {
+                    KeyState::PendingImport
+                } else {
+                    KeyState::Enabled
+                };
+                Ok(())
+            }
+            (s, _) => Err(Error::rejected(
+                Rejection::StateModifiedFailed,
+                &r.key_id,
+                s,
+            )),
+        })?;
+        Ok(())
+    }
+}

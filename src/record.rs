@@ -1,0 +1,177 @@
+//! The stored records of the service and the store's layout.
+//!
+//! Namespaces (see [`crate::keystore`]):
+//!
+//! | ns | id | value |
+//! | --- | --- | --- |
+//! | `meta` | `format` | store format version, u32 big-endian |
+//! | `meta` | `root-check` | a sealed constant: proves the root key at open |
+//! | `meta` | `counters` | next key sequence u64 BE, key count u64 BE |
+//! | `key` | KeyId | `0x01` + JSON [`KeyRecord`] (no secrets) |
+//! | `key-order` | sequence u64 BE | KeyId: creation order, for paging |
+//! | `deletion` | DeleteDate i64 BE (sign-flipped) + KeyId | empty: due deletions |
+//! | `material` | KeyId `/` KeyVersionId | sealed 32-byte material |
+//!
+//! Every namespace whose ids start with a KeyId is listed in
+//! [`PER_KEY_NAMESPACES`], so purging a key removes all of its records.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
+
+/// The store format this library writes and reads.
+pub(crate) const STORE_FORMAT: u32 = 1;
+/// The key record format.
+const KEY_RECORD_V1: u8 = 1;
+
+pub(crate) const NS_META: &str = "meta";
+pub(crate) const NS_KEY: &str = "key";
+pub(crate) const NS_KEY_ORDER: &str = "key-order";
+pub(crate) const NS_DELETION: &str = "deletion";
+pub(crate) const NS_MATERIAL: &str = "material";
+
+pub(crate) const META_FORMAT: &[u8] = b"format";
+pub(crate) const META_ROOT_CHECK: &[u8] = b"root-check";
+pub(crate) const META_COUNTERS: &[u8] = b"counters";
+pub(crate) const ROOT_CHECK_PLAINTEXT: &[u8] = b"localkms root key check v1";
+
+/// Namespaces whose record ids begin with `KeyId` + `/`: purged with the key.
+pub(crate) const PER_KEY_NAMESPACES: &[&str] =
+    &[NS_MATERIAL, "tag", "alias-by-key", "import-token"];
+
+/// One version of a key's material. The material itself is in `material`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct VersionMeta {
+    pub id: String,
+    pub created: i64,
+}
+
+/// Everything about a key except its material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KeyRecord {
+    pub key_id: String,
+    /// Position in creation order (`key-order`).
+    pub seq: u64,
+    pub created: i64,
+    pub description: String,
+    pub state: KeyState,
+    pub usage: KeyUsage,
+    pub spec: KeySpec,
+    pub origin: Origin,
+    pub protection: ProtectionLevel,
+    #[serde(default)]
+    pub delete_date: Option<i64>,
+    #[serde(default)]
+    pub material_expire: Option<i64>,
+    /// Versions in creation order; the last is primary.
+    #[serde(default)]
+    pub versions: Vec<VersionMeta>,
+    #[serde(default)]
+    pub automatic_rotation: bool,
+    /// Seconds between automatic rotations.
+    #[serde(default)]
+    pub rotation_interval: Option<u64>,
+    #[serde(default)]
+    pub last_rotation: Option<i64>,
+    #[serde(default)]
+    pub next_rotation: Option<i64>,
+    /// Keyed fingerprint of imported material (hex), never the material.
+    #[serde(default)]
+    pub material_fingerprint: Option<String>,
+}
+
+impl KeyRecord {
+    pub(crate) fn primary(&self) -> Option<&VersionMeta> {
+        self.versions.last()
+    }
+
+    pub(crate) fn encode(&self) -> Result<Vec<u8>> {
+        let mut out = vec![KEY_RECORD_V1];
+        serde_json::to_writer(&mut out, self).map_err(|_| Error::InternalFailure)?;
+        Ok(out)
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Result<Self> {
+        match bytes.split_first() {
+            Some((&KEY_RECORD_V1, json)) => serde_json::from_slice(json)
+                .map_err(|e| Error::CorruptStore(format!("key record does not parse: {e}").into())),
+            Some((v, _)) => Err(Error::CorruptStore(
+                format!("key record has unknown format {v}").into(),
+            )),
+            None => Err(Error::CorruptStore("empty key record".into())),
+        }
+    }
+}
+
+pub(crate) fn material_id(key_id: &str, version_id: &str) -> Vec<u8> {
+    format!("{key_id}/{version_id}").into_bytes()
+}
+
+/// Orders signed times as unsigned big-endian bytes.
+pub(crate) fn time_bytes(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub(crate) fn time_from_bytes(b: &[u8]) -> Option<i64> {
+    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(arr) ^ (1 << 63)) as i64)
+}
+
+pub(crate) fn deletion_id(delete_date: i64, key_id: &str) -> Vec<u8> {
+    let mut id = time_bytes(delete_date).to_vec();
+    id.extend_from_slice(key_id.as_bytes());
+    id
+}
+
+/// The store's counters, kept in `meta/counters`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub next_seq: u64,
+    pub key_count: u64,
+}
+
+impl Counters {
+    pub(crate) fn encode(self) -> Vec<u8> {
+        [self.next_seq.to_be_bytes(), self.key_count.to_be_bytes()].concat()
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Result<Self> {
+        if b.len() != 16 {
+            return Err(Error::CorruptStore(
+                "counters record has the wrong length".into(),
+            ));
+        }
+        let (a, c) = b.split_at(8);
+        Ok(Self {
+            next_seq: u64::from_be_bytes(a.try_into().map_err(|_| Error::InternalFailure)?),
+            key_count: u64::from_be_bytes(c.try_into().map_err(|_| Error::InternalFailure)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_bytes_sort_like_times() {
+        let times = [i64::MIN, -5, -1, 0, 1, 1_700_000_000, i64::MAX];
+        for w in times.windows(2) {
+            assert!(time_bytes(w[0]) < time_bytes(w[1]));
+        }
+        for t in times {
+            assert_eq!(time_from_bytes(&time_bytes(t)), Some(t));
+        }
+    }
+
+    #[test]
+    fn key_record_rejects_unknown_format() {
+        assert_eq!(
+            KeyRecord::decode(&[2, b'{', b'}']).unwrap_err().code(),
+            "InternalFailure"
+        );
+        assert!(KeyRecord::decode(&[]).is_err());
+        assert!(KeyRecord::decode(&[1, b'{']).is_err());
+    }
+}

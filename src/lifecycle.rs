@@ -22,9 +22,9 @@ pub const MAX_ROTATION_INTERVAL: u64 = 730 * 86_400;
 pub const DEFAULT_ROTATION_INTERVAL: u64 = 365 * 86_400;
 
 /// The parameters of CreateKey. `Default` is a software-protected
-/// `Aliyun_KMS` AES-256 key with no description.
+/// `Aliyun_KMS` AES-256 key with no description. Build requests with struct
+/// update syntax over `Default`, so new fields do not break callers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct CreateKeyRequest {
     /// 0..=8192 characters.
     pub description: String,

@@ -24,33 +24,6 @@
 //! (Implicit rejection, which `rsa` offers, was not used: it turns a malformed
 //! ciphertext into a synthetic message that is 32 bytes long about once in
 //! 246 tries, which a first import would accept without a word.)
-//!
-//! ```
-//! use localkms::{CreateKeyRequest, Kms, WrappingAlgorithm, WrappingKeySpec};
-//! use base64::Engine as _;
-//! use rsa::pkcs8::DecodePublicKey as _;
-//!
-//! let kms = Kms::in_memory()?;
-//! let key = kms.create_key(&CreateKeyRequest::external())?;
-//! let params = kms.get_parameters_for_import(
-//!     &key.key_id,
-//!     WrappingAlgorithm::RsaesOaepSha256,
-//!     WrappingKeySpec::Rsa2048,
-//! )?;
-//!
-//! // Outside the library: wrap 32 bytes of material under the public key.
-//! let b64 = base64::engine::general_purpose::STANDARD;
-//! let der = b64.decode(&params.public_key).unwrap();
-//! let public_key = rsa::PublicKey::from_public_key_der(&der).unwrap();
-//! let material = [42u8; 32];
-//! let wrapped = public_key
-//!     .encrypt(&mut getrandom::SysRng, rsa::Oaep::<sha2::Sha256>::new(), &material)
-//!     .unwrap();
-//!
-//! kms.import_key_material(&key.key_id, &b64.encode(wrapped), &params.import_token, None)?;
-//! assert_eq!(kms.describe_key(&key.key_id)?.key_state, localkms::KeyState::Enabled);
-//! # Ok::<(), localkms::Error>(())
-//! ```
 
 use base64::Engine as _;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _, EncodePublicKey as _};
@@ -324,6 +297,36 @@ impl Kms {
     /// GetParametersForImport: a fresh RSA key pair and import token for an
     /// `EXTERNAL` key, in any state. The token is valid for 24 hours by the
     /// service's clock, for this key only, any number of times.
+    ///
+    /// The whole flow, with the wrapping done by the `rsa` crate as a user's
+    /// tool would:
+    ///
+    /// ```
+    /// use localkms::{CreateKeyRequest, Kms, WrappingAlgorithm, WrappingKeySpec};
+    /// use base64::Engine as _;
+    /// use rsa::pkcs8::DecodePublicKey as _;
+    ///
+    /// let kms = Kms::in_memory()?;
+    /// let key = kms.create_key(&CreateKeyRequest::external())?;
+    /// let params = kms.get_parameters_for_import(
+    ///     &key.key_id,
+    ///     WrappingAlgorithm::RsaesOaepSha256,
+    ///     WrappingKeySpec::Rsa2048,
+    /// )?;
+    ///
+    /// // Outside the library: wrap 32 bytes of material under the public key.
+    /// let b64 = base64::engine::general_purpose::STANDARD;
+    /// let der = b64.decode(&params.public_key).unwrap();
+    /// let public_key = rsa::PublicKey::from_public_key_der(&der).unwrap();
+    /// let material = [42u8; 32];
+    /// let wrapped = public_key
+    ///     .encrypt(&mut getrandom::SysRng, rsa::Oaep::<sha2::Sha256>::new(), &material)
+    ///     .unwrap();
+    ///
+    /// kms.import_key_material(&key.key_id, &b64.encode(wrapped), &params.import_token, None)?;
+    /// assert_eq!(kms.describe_key(&key.key_id)?.key_state, localkms::KeyState::Enabled);
+    /// # Ok::<(), localkms::Error>(())
+    /// ```
     ///
     /// # Errors
     /// `MissingParameter`, `Unsupported.Alias`, `Forbidden.KeyNotFound`,

@@ -326,8 +326,9 @@ mod tests {
 
     #[test]
     fn text_limits() {
+        assert_eq!(MAX_TOKEN_TEXT_LEN, 208, "as docs/FORMAT.md says");
         let text = write::encode_text(&sample(), &key(1)).expect("encodes");
-        assert!(text.len() <= MAX_TOKEN_TEXT_LEN);
+        assert_eq!(text.len(), 172, "as docs/FORMAT.md says");
         assert_eq!(
             read::decode_text(&"A".repeat(MAX_TOKEN_TEXT_LEN + 4), &key(1)),
             None

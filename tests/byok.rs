@@ -797,3 +797,27 @@ fn python_wrapped_material_imports_with_every_algorithm() {
         }
     }
 }
+
+#[test]
+fn wrapping_enums_take_exact_wire_strings() {
+    for (s, a) in [
+        ("RSAES_PKCS1_V1_5", WrappingAlgorithm::RsaesPkcs1V15),
+        ("RSAES_OAEP_SHA_1", WrappingAlgorithm::RsaesOaepSha1),
+        ("RSAES_OAEP_SHA_256", WrappingAlgorithm::RsaesOaepSha256),
+    ] {
+        assert_eq!(s.parse::<WrappingAlgorithm>(), Ok(a));
+        assert_eq!(a.to_string(), s);
+    }
+    assert_eq!(
+        "RSA_2048".parse::<WrappingKeySpec>(),
+        Ok(WrappingKeySpec::Rsa2048)
+    );
+    for bad in ["rsaes_oaep_sha_256", "RSAES_OAEP_SHA256", ""] {
+        let e = bad.parse::<WrappingAlgorithm>().unwrap_err();
+        assert_eq!(e.code(), "InvalidParameter");
+        assert!(e.to_string().contains("WrappingAlgorithm"), "{e}");
+    }
+    let e = "RSA_4096".parse::<WrappingKeySpec>().unwrap_err();
+    assert_eq!(e.code(), "InvalidParameter");
+    assert!(e.to_string().contains("WrappingKeySpec"), "{e}");
+}

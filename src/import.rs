@@ -419,7 +419,10 @@ impl Kms {
         };
         require_importable(&self.entry(&id)?.record)?;
 
-        let secrets = self.import_secrets()?;
+        // No secret yet means no token was ever issued here.
+        let secrets = self
+            .read_import_secret()?
+            .ok_or(Error::InvalidImportToken)?;
         let token = import_token::read::decode_text(import_token, &secrets.token)
             .ok_or(Error::InvalidImportToken)?;
         if token.key_id != id {

@@ -24,7 +24,7 @@
 //! private key itself never travels: it is sealed in the store under an id
 //! made of the KeyId, the expiry and the token id.
 //!
-//! Parsing is in [`read`], writing in [`write`]. The tag is checked, in
+//! Parsing is in [`read`], writing in [`mod@write`]. The tag is checked, in
 //! constant time, before any field is interpreted, so a malformed token and a
 //! forged one are the same failure.
 

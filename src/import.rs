@@ -758,6 +758,25 @@ mod tests {
         assert!(count().is_empty());
     }
 
+    #[test]
+    fn an_import_attempt_alone_makes_no_secret() {
+        let (kms, _clock) = kms();
+        let id = kms
+            .create_key(&CreateKeyRequest::external())
+            .expect("create")
+            .key_id;
+        assert_eq!(
+            kms.import_key_material(&id, "AAAA", "AAAA", None),
+            Err(Error::InvalidImportToken)
+        );
+        assert!(
+            kms.store
+                .get(NS_META, META_IMPORT_SECRET)
+                .expect("get")
+                .is_none()
+        );
+    }
+
     fn test_key() -> rsa::PrivateKey {
         generate_wrapping_key(WrappingKeySpec::Rsa2048).expect("key")
     }

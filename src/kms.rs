@@ -505,19 +505,35 @@ impl Kms {
     /// True when a time-driven change of `record` is due now.
     fn due(&self, record: &KeyRecord) -> bool {
         let now = self.clock.now();
-        record.state == KeyState::PendingDeletion && record.delete_date.is_some_and(|d| now >= d)
+        deletion_due(record, now) || crate::import::material_expiry_due(record, now)
     }
 
     /// Applies due time-driven changes under the write lock.
     fn settle(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
         let mut counters = self.lock_writer()?;
-        let record = self.load_locked(key_id)?;
-        if self.due(&record) {
-            self.purge_locked(&mut counters, &record)?;
-            return Err(Error::KeyNotFound(key_id.to_owned()));
-        }
+        let record = self.settle_locked(&mut counters, key_id)?;
         drop(counters);
         self.cached_or_insert(record)
+    }
+
+    /// Loads `key_id` (the caller holds the writer) and commits what is due:
+    /// deletion at `DeleteDate` (the key is then not found), then each other
+    /// time-driven change.
+    fn settle_locked(&self, counters: &mut Counters, key_id: &str) -> Result<KeyRecord> {
+        let mut record = self.load_locked(key_id)?;
+        let now = self.clock.now();
+        if deletion_due(&record, now) {
+            self.purge_locked(counters, &record)?;
+            return Err(Error::KeyNotFound(key_id.to_owned()));
+        }
+        // Material expiry (SPEC section 2): as if DeleteKeyMaterial ran then.
+        if crate::import::material_expiry_due(&record, now) {
+            let mut batch = Batch::new();
+            crate::import::remove_material(&mut record, &mut batch);
+            batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
+            self.commit(batch, Some(record.clone()), None)?;
+        }
+        Ok(record)
     }
 
     fn cached_or_insert(&self, record: KeyRecord) -> Result<Arc<KeyEntry>> {
@@ -606,11 +622,7 @@ impl Kms {
         change: impl FnOnce(&mut KeyRecord, &mut Batch) -> Result<T>,
     ) -> Result<(KeyRecord, T)> {
         let mut counters = self.lock_writer()?;
-        let mut record = self.load_locked(key_id)?;
-        if self.due(&record) {
-            self.purge_locked(&mut counters, &record)?;
-            return Err(Error::KeyNotFound(key_id.to_owned()));
-        }
+        let mut record = self.settle_locked(&mut counters, key_id)?;
         let mut batch = Batch::new();
         let out = change(&mut record, &mut batch)?;
         batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
@@ -728,7 +740,7 @@ impl Kms {
                 let key_id = String::from_utf8_lossy(&id[8..]).into_owned();
                 let mut counters = self.lock_writer()?;
                 match self.load_locked(&key_id) {
-                    Ok(record) if self.due(&record) => {
+                    Ok(record) if deletion_due(&record, now) => {
                         self.purge_locked(&mut counters, &record)?;
                         purged += 1;
                     }
@@ -795,6 +807,11 @@ impl Kms {
             Err(Error::KeyNotFound(shorten(input)))
         }
     }
+}
+
+/// True when `record` is past its `DeleteDate`.
+fn deletion_due(record: &KeyRecord, now: i64) -> bool {
+    record.state == KeyState::PendingDeletion && record.delete_date.is_some_and(|d| now >= d)
 }
 
 /// A lowercase hyphenated UUID.

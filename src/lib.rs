@@ -5,6 +5,8 @@
 mod alias;
 mod clock;
 mod error;
+mod import;
+mod import_token;
 pub mod keystore;
 mod kms;
 mod lifecycle;
@@ -18,6 +20,7 @@ pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timesta
 pub use error::{
     DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
 };
+pub use import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters};
 pub use kms::{
     Config, DEFAULT_ACCOUNT_ID, DEFAULT_REGION_ID, Durability, Kms, KmsBuilder, ROOT_KEY_FILE,
 };
@@ -25,3 +28,4 @@ pub use lifecycle::{CreateKeyRequest, MAX_DESCRIPTION_CHARS};
 pub use paging::{Page, Paging};
 pub use seal::RootKey;
 pub use types::{KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
+pub use types::{WrappingAlgorithm, WrappingKeySpec};

@@ -193,6 +193,7 @@ impl Kms {
                 automatic_rotation: req.enable_automatic_rotation,
                 rotation_interval: req.enable_automatic_rotation.then_some(interval),
                 material_fingerprint: None,
+                material_deleted: false,
             })
         })?;
         Ok(self.metadata(&record))
@@ -308,10 +309,10 @@ impl Kms {
             (KeyState::PendingDeletion, Some(date)) => {
                 batch.delete(NS_DELETION, deletion_id(date, &r.key_id));
                 r.delete_date = None;
-                r.state = if r.versions.is_empty() {
-                    KeyState::PendingImport
-                } else {
+                r.state = if r.has_material() {
                     KeyState::Enabled
+                } else {
+                    KeyState::PendingImport
                 };
                 Ok(())
             }

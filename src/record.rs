@@ -11,6 +11,8 @@
 //! | `key-order` | sequence u64 BE | KeyId: creation order, for paging |
 //! | `deletion` | DeleteDate i64 BE (sign-flipped) + KeyId | empty: due deletions |
 //! | `material` | KeyId `/` KeyVersionId | sealed 32-byte material |
+//! | `meta` | `import-secret` | sealed 32 random bytes: BYOK token and fingerprint keys |
+//! | `import-token` | KeyId `/` expiry hex `-` token id hex | sealed PKCS#8 RSA private key |
 //!
 //! Every namespace whose ids start with a KeyId is listed in
 //! [`PER_KEY_NAMESPACES`], so purging a key removes all of its records.
@@ -79,11 +81,20 @@ pub(crate) struct KeyRecord {
     /// Keyed fingerprint of imported material (hex), never the material.
     #[serde(default)]
     pub material_fingerprint: Option<String>,
+    /// True once DeleteKeyMaterial or material expiry removed the material
+    /// of `versions`, until a re-import of the same material restores it.
+    #[serde(default)]
+    pub material_deleted: bool,
 }
 
 impl KeyRecord {
     pub(crate) fn primary(&self) -> Option<&VersionMeta> {
         self.versions.last()
+    }
+
+    /// True when the key has usable material now.
+    pub(crate) fn has_material(&self) -> bool {
+        !self.versions.is_empty() && !self.material_deleted
     }
 
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {

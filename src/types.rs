@@ -102,6 +102,26 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// How key material is wrapped for ImportKeyMaterial (SPEC section 4).
+    WrappingAlgorithm, "WrappingAlgorithm", {
+        /// RSAES-PKCS1-v1_5 (RFC 8017 section 7.2).
+        RsaesPkcs1V15 => "RSAES_PKCS1_V1_5",
+        /// RSAES-OAEP with SHA-1 for the label hash and MGF1.
+        RsaesOaepSha1 => "RSAES_OAEP_SHA_1",
+        /// RSAES-OAEP with SHA-256 for the label hash and MGF1.
+        RsaesOaepSha256 => "RSAES_OAEP_SHA_256",
+    }
+);
+
+wire_enum!(
+    /// The kind of the wrapping key GetParametersForImport issues.
+    WrappingKeySpec, "WrappingKeySpec", {
+        /// A 2048-bit RSA key pair.
+        Rsa2048 => "RSA_2048",
+    }
+);
+
 /// A key's metadata, with exactly the fields and wire strings of SPEC section 4.
 /// Unset values are `""`; timestamps are `YYYY-MM-DDThh:mm:ssZ`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -648,6 +648,16 @@ impl Kms {
         Ok(record)
     }
 
+    /// Takes the writer lock for a change that is not an edit of one key
+    /// record (aliases, tags): read live keys with [`Writer::key`], then
+    /// [`Writer::commit`] one batch.
+    pub(crate) fn writer(&self) -> Result<Writer<'_>> {
+        Ok(Writer {
+            kms: self,
+            counters: self.lock_writer()?,
+        })
+    }
+
     /// Applies `batch`, flushes when durable, and refreshes the cache:
     /// `updated` replaces its key's entry, `removed` drops one.
     fn commit(
@@ -794,6 +804,33 @@ impl Kms {
         } else {
             Err(Error::KeyNotFound(shorten(input)))
         }
+    }
+}
+
+/// The writer lock, held across reads and one atomic commit (see [`Kms::writer`]).
+pub(crate) struct Writer<'a> {
+    kms: &'a Kms,
+    counters: MutexGuard<'a, Counters>,
+}
+
+impl Writer<'_> {
+    /// The record of a live key. A key past its `DeleteDate` is purged now
+    /// (its own batch) and is not found.
+    pub(crate) fn key(&mut self, key_id: &str) -> Result<KeyRecord> {
+        let record = self.kms.load_locked(key_id)?;
+        if self.kms.due(&record) {
+            self.kms.purge_locked(&mut self.counters, &record)?;
+            return Err(Error::KeyNotFound(key_id.to_owned()));
+        }
+        Ok(record)
+    }
+
+    /// Applies `batch` (which changes no key record) and releases the lock.
+    pub(crate) fn commit(self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.kms.commit(batch, None, None)
     }
 }
 

@@ -11,6 +11,11 @@
 //! | `key-order` | sequence u64 BE | KeyId: creation order, for paging |
 //! | `deletion` | DeleteDate i64 BE (sign-flipped) + KeyId | empty: due deletions |
 //! | `material` | KeyId `/` KeyVersionId | sealed 32-byte material |
+//! | `alias` | AliasName | `0x01` + JSON alias record (name, KeyId, alias sequence) |
+//! | `alias-order` | alias sequence u64 BE | the same record: alias creation order, for paging |
+//! | `alias-by-key` | KeyId `/` alias sequence u64 BE | AliasName |
+//! | `meta` | `alias-counters` | next alias sequence u64 BE, alias count u64 BE |
+//! | `tag` | KeyId `/` TagKey | TagValue (UTF-8) |
 //!
 //! Every namespace whose ids start with a KeyId is listed in
 //! [`PER_KEY_NAMESPACES`], so purging a key removes all of its records.

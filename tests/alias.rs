@@ -3,6 +3,8 @@
 //! `DeleteDate`, concurrency and persistence. Behaviour tests run against both
 //! keystore backends.
 
+mod sled_reopen;
+
 use std::sync::{Arc, Barrier, Mutex};
 
 use localkms::keystore::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
@@ -718,12 +720,13 @@ fn aliases_and_tags_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let open = || {
-        Kms::builder()
-            .sled(dir.path())
-            .root_key_bytes(&ROOT)
-            .clock(clock.clone())
-            .build()
-            .unwrap()
+        sled_reopen::build_retrying(|| {
+            Kms::builder()
+                .sled(dir.path())
+                .root_key_bytes(&ROOT)
+                .clock(clock.clone())
+                .build()
+        })
     };
     let (a, b);
     {

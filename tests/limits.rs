@@ -1,5 +1,7 @@
 //! The store-wide key limit (`KmsBuilder::max_keys`).
 
+mod sled_reopen;
+
 use localkms::{CreateKeyRequest, Kms, ManualClock};
 
 const T0: i64 = 1_700_000_000;
@@ -48,13 +50,14 @@ fn the_key_limit_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
     let open = || {
-        Kms::builder()
-            .sled(dir.path())
-            .root_key_bytes(&[9; 32])
-            .clock(clock.clone())
-            .max_keys(3)
-            .build()
-            .unwrap()
+        sled_reopen::build_retrying(|| {
+            Kms::builder()
+                .sled(dir.path())
+                .root_key_bytes(&[9; 32])
+                .clock(clock.clone())
+                .max_keys(3)
+                .build()
+        })
     };
     let first;
     {

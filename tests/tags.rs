@@ -1,6 +1,8 @@
 //! Tags: TagResource, UntagResource, ListResourceTags and the tags of
 //! CreateKey.
 
+mod sled_reopen;
+
 use std::sync::{Arc, Mutex};
 
 use localkms::keystore::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
@@ -304,11 +306,12 @@ fn create_key_writes_its_tags_in_the_key_s_batch() {
 fn tags_survive_reopen_and_limit_counts_stored_tags() {
     let dir = tempfile::tempdir().unwrap();
     let open = || {
-        Kms::builder()
-            .sled(dir.path())
-            .root_key_bytes(&[3; 32])
-            .build()
-            .unwrap()
+        sled_reopen::build_retrying(|| {
+            Kms::builder()
+                .sled(dir.path())
+                .root_key_bytes(&[3; 32])
+                .build()
+        })
     };
     let k;
     {

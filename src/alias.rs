@@ -253,7 +253,8 @@ fn live_alias(kms: &Kms, w: &mut Writer<'_>, name: &str) -> Result<Option<AliasR
 }
 
 /// Resolves `alias/{name}` to the id of a live key. Only
-/// [`Kms::resolve_key_id`] calls this.
+/// [`Kms::resolve_key_id`] calls this. It may take the writer lock (to load or
+/// purge the key), so it must never run under [`Kms::writer`].
 pub(crate) fn lookup_alias(kms: &Kms, alias: &str) -> Result<String> {
     let not_found = || Error::AliasNotFound(shorten(alias));
     let rec = read_alias(kms, alias)?.ok_or_else(not_found)?;

@@ -36,6 +36,8 @@ pub const MAX_TAGS_PER_KEY: usize = 10;
 pub(crate) const MAX_TAG_KEY_CHARS: usize = 128;
 /// The longest `TagValue`, in characters.
 pub(crate) const MAX_TAG_VALUE_CHARS: usize = 256;
+/// What [`Error::LimitExceeded`] names when a key would have too many tags.
+const TAG_LIMIT: &str = "tags per key (at most 10; parameter Tags)";
 /// `TagKey` prefixes reserved for the service.
 pub(crate) const RESERVED_TAG_KEY_PREFIXES: &[&str] = &["acs:", "aliyun"];
 
@@ -252,7 +254,7 @@ fn merged<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> BTreeMap<&'
 pub(crate) fn check_new_key_tags(tags: &[Tag]) -> Result<()> {
     let n = merged(tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))).len();
     if n > MAX_TAGS_PER_KEY {
-        return Err(Error::LimitExceeded("tags per key".into()));
+        return Err(Error::LimitExceeded(TAG_LIMIT.into()));
     }
     Ok(())
 }
@@ -313,7 +315,7 @@ impl Kms {
                 .chain(tags.iter().map(|t| (t.key.as_str(), t.value.as_str()))),
         );
         if all.len() > MAX_TAGS_PER_KEY {
-            return Err(Error::LimitExceeded("tags per key".into()));
+            return Err(Error::LimitExceeded(TAG_LIMIT.into()));
         }
         let mut batch = Batch::new();
         put_new_key_tags(&mut batch, &id, tags);

@@ -797,3 +797,63 @@ fn parameters_are_checked_in_order() {
         );
     });
 }
+
+/// Aliases moved, deleted and read while their key reaches its DeleteDate:
+/// whatever the interleaving, no alias outlives its key, every move either
+/// happened before the purge or found no alias, and the count matches the
+/// list.
+#[test]
+fn aliases_of_a_key_being_deleted_never_dangle() {
+    for round in 0..5 {
+        let clock = ManualClock::new(T0);
+        let kms = Arc::new(Kms::builder().clock(clock.clone()).build().unwrap());
+        let (doomed, kept) = (key(&kms), key(&kms));
+        let threads = 6;
+        let per_thread = 10;
+        for t in 0..threads {
+            for i in 0..per_thread {
+                kms.create_alias(&format!("alias/t{t}-{i}"), &doomed)
+                    .unwrap();
+            }
+        }
+        kms.schedule_key_deletion(&doomed, 7).unwrap();
+        let barrier = Arc::new(Barrier::new(threads + 1));
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (kms, barrier, kept) = (Arc::clone(&kms), Arc::clone(&barrier), kept.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    let mut moved = Vec::new();
+                    for i in 0..per_thread {
+                        let name = format!("alias/t{t}-{i}");
+                        let r = if i % 3 == 2 {
+                            kms.delete_alias(&name)
+                        } else if i % 3 == 1 {
+                            kms.describe_key(&name).map(drop)
+                        } else {
+                            kms.update_alias(&name, &kept).map(|()| moved.push(name))
+                        };
+                        if let Err(e) = r {
+                            assert_eq!(e.code(), "Forbidden.AliasNotFound");
+                        }
+                    }
+                    moved
+                })
+            })
+            .collect();
+        barrier.wait();
+        clock.advance(7 * DAY);
+        let mut moved: Vec<String> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        moved.sort();
+        let listed = all_aliases(&kms);
+        assert!(listed.iter().all(|a| a.key_id == kept), "round {round}");
+        let mut listed: Vec<String> = listed.into_iter().map(|a| a.alias_name).collect();
+        listed.sort();
+        assert_eq!(listed, moved, "round {round}");
+        assert_eq!(kms.key_count().unwrap(), 1);
+        assert_eq!(code(kms.describe_key(&doomed)), "Forbidden.KeyNotFound");
+    }
+}

@@ -133,6 +133,7 @@ fn at_most_ten_tags_after_the_merge() {
         .unwrap_err();
     assert_eq!(e.code(), "Rejected.LimitExceeded");
     assert_eq!(e.http_status(), 400);
+    assert!(e.to_string().contains("Tags"), "{e}");
     let now = tags_of(&kms, &k);
     assert_eq!(now.len(), 10);
     assert!(now.contains(&("k3".into(), "v".into())));

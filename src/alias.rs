@@ -93,13 +93,6 @@ fn check_alias_name(name: &str) -> Result<()> {
     let Some(rest) = name.strip_prefix(AliasName::PREFIX) else {
         return Err(Error::invalid(PARAM, "must start with alias/"));
     };
-    // Every allowed character is ASCII, so bytes count characters here.
-    if rest.is_empty() || rest.len() > AliasName::MAX_CHARS {
-        return Err(Error::invalid(
-            PARAM,
-            "must have 1 to 255 characters after alias/",
-        ));
-    }
     if !rest
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'/'))
@@ -107,6 +100,13 @@ fn check_alias_name(name: &str) -> Result<()> {
         return Err(Error::invalid(
             PARAM,
             "may contain only letters, digits, _, - and / after alias/",
+        ));
+    }
+    // Every allowed character is ASCII, so bytes count characters here.
+    if rest.is_empty() || rest.len() > AliasName::MAX_CHARS {
+        return Err(Error::invalid(
+            PARAM,
+            "must have 1 to 255 characters after alias/",
         ));
     }
     if name.starts_with(AliasName::RESERVED_PREFIX) {
@@ -483,6 +483,21 @@ mod tests {
             assert_eq!(e.code(), "InvalidParameter", "{n}");
             assert!(e.to_string().contains("AliasName"), "{n}: {e}");
         }
+        // The reason names the actual problem.
+        let wide = format!("alias/{}", "\u{e9}".repeat(200));
+        assert!(
+            AliasName::new(wide)
+                .unwrap_err()
+                .to_string()
+                .contains("only letters")
+        );
+        let long = format!("alias/{}", "a".repeat(256));
+        assert!(
+            AliasName::new(long)
+                .unwrap_err()
+                .to_string()
+                .contains("1 to 255")
+        );
     }
 
     #[test]

@@ -498,6 +498,7 @@ impl Kms {
     }
 
     /// The record of `key_id`, after due changes.
+    #[allow(dead_code)] // for operations that need the record only
     pub(crate) fn record(&self, key_id: &str) -> Result<KeyRecord> {
         Ok(self.entry(key_id)?.record.clone())
     }

@@ -182,7 +182,10 @@ mod tests {
     fn every_short_length_is_rejected() {
         let b = sample();
         for len in 0..HEADER_LEN + TAG_LEN {
-            assert_eq!(read::header(&b[..len]).unwrap_err(), Error::DecryptionFailed);
+            assert_eq!(
+                read::header(&b[..len]).unwrap_err(),
+                Error::DecryptionFailed
+            );
             let mut t = b[..len].to_vec();
             assert!(read::split_mut(&mut t).is_err());
         }

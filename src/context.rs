@@ -40,7 +40,7 @@ pub const MAX_ENCRYPTION_CONTEXT_CHARS: usize = 8192;
 /// );
 /// # Ok::<(), localkms::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct EncryptionContext {
     pairs: BTreeMap<String, String>,
     /// The canonical encoding, computed once.
@@ -50,6 +50,12 @@ pub struct EncryptionContext {
 impl fmt::Debug for EncryptionContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.pairs.iter()).finish()
+    }
+}
+
+impl Default for EncryptionContext {
+    fn default() -> Self {
+        Self::empty()
     }
 }
 
@@ -139,7 +145,10 @@ impl EncryptionContext {
 /// The canonical encoding of sorted pairs. Lengths fit in u32: a context is at
 /// most 8192 characters of JSON.
 fn encode(pairs: &BTreeMap<String, String>) -> Vec<u8> {
-    let len = 4 + pairs.iter().map(|(k, v)| 8 + k.len() + v.len()).sum::<usize>();
+    let len = 4 + pairs
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len())
+        .sum::<usize>();
     let mut out = Vec::with_capacity(len);
     let count = u32::try_from(pairs.len()).unwrap_or(u32::MAX);
     out.extend_from_slice(&count.to_be_bytes());

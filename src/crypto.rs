@@ -206,9 +206,9 @@ impl Decrypted {
     pub fn wire_plaintext(&self) -> Zeroizing<String> {
         match self.kind {
             PlaintextKind::DataKey => self.plaintext.to_base64(),
-            PlaintextKind::Text => Zeroizing::new(
-                String::from_utf8_lossy(self.plaintext.expose_secret()).into_owned(),
-            ),
+            PlaintextKind::Text => {
+                Zeroizing::new(String::from_utf8_lossy(self.plaintext.expose_secret()).into_owned())
+            }
         }
     }
 }
@@ -616,7 +616,10 @@ mod tests {
     fn a_purged_key_leaves_no_cipher_behind() {
         let (kms, clock, key) = setup();
         let ctx = EncryptionContext::empty();
-        let blob = kms.encrypt(&key, b"x", &ctx).expect("encrypt").ciphertext_blob;
+        let blob = kms
+            .encrypt(&key, b"x", &ctx)
+            .expect("encrypt")
+            .ciphertext_blob;
         let weak = cached_cipher(&kms, &key);
         kms.schedule_key_deletion(&key, 7).expect("schedule");
         assert!(weak.upgrade().is_none(), "scheduling dropped the cipher");

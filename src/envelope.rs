@@ -19,12 +19,12 @@
 use std::io::{Read, Write};
 
 use aead_stream::{DecryptorBE32, EncryptorBE32};
-use aes_gcm::aead::{Buffer, KeyInit};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Buffer, KeyInit};
 use zeroize::Zeroizing;
 
-use crate::blob::{HEADER_LEN, TAG_LEN};
 use crate::blob::PlaintextKind;
+use crate::blob::{HEADER_LEN, TAG_LEN};
 use crate::context::EncryptionContext;
 use crate::crypto::SecretBytes;
 use crate::error::{Error, Result};

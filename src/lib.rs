@@ -18,15 +18,15 @@ mod seal;
 mod secret;
 mod types;
 
-pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
 pub use blob::PlaintextKind;
+pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
 pub use context::{EncryptionContext, MAX_ENCRYPTION_CONTEXT_CHARS};
+#[doc(hidden)]
+pub use crypto::internal;
 pub use crypto::{
     DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest, MAX_DATA_KEY_BYTES,
     MAX_PLAINTEXT_BYTES, SecretBytes,
 };
-#[doc(hidden)]
-pub use crypto::internal;
 pub use envelope::{ENVELOPE_CHUNK_BYTES, EnvelopeInfo};
 pub use error::{
     DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,

@@ -110,5 +110,21 @@ fn envelope_streaming(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, small_operations, envelope_streaming);
+fn parts(c: &mut Criterion) {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw = Aes256Gcm::new(&[9u8; 32].into());
+    let x = xaes_256_gcm::Xaes256Gcm::new(&[9u8; 32].into());
+    let mut buf = vec![0u8; 1024];
+    let blob = vec![7u8; 1138];
+    let text = b64.encode(&blob);
+    c.bench_function("parts/b64enc", |b| b.iter(|| black_box(b64.encode(&blob))));
+    c.bench_function("parts/b64dec", |b| b.iter(|| black_box(b64.decode(&text).unwrap())));
+    c.bench_function("parts/aesgcm", |b| b.iter(|| black_box(raw.encrypt_inout_detached(&[0u8;12].into(), b"", buf.as_mut_slice().into()).unwrap())));
+    c.bench_function("parts/xaes", |b| b.iter(|| black_box(x.encrypt_inout_detached(&[0u8;24].into(), b"", buf.as_mut_slice().into()).unwrap())));
+    c.bench_function("parts/getrandom", |b| b.iter(|| { let mut n = [0u8; 24]; getrandom::fill(&mut n).unwrap(); black_box(n) }));
+    c.bench_function("parts/zeroize", |b| b.iter(|| { let v = zeroize::Zeroizing::new(vec![1u8; 1138]); black_box(&v); }));
+}
+
+criterion_group!(benches, parts, small_operations, envelope_streaming);
 criterion_main!(benches);

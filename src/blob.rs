@@ -140,12 +140,19 @@ pub(crate) mod write {
     }
 }
 
-/// The associated data of a blob: its header, then the canonical context.
-pub(crate) fn aad(header: &[u8], context: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(header.len() + context.len());
-    aad.extend_from_slice(header);
-    aad.extend_from_slice(context);
-    aad
+/// Calls `f` with the associated data of a blob: its header, then the
+/// canonical context. Small contexts are assembled on the stack.
+pub(crate) fn with_aad<T>(header: &[u8], context: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    const STACK: usize = HEADER_LEN + 158;
+    let n = header.len() + context.len();
+    if n <= STACK {
+        let mut buf = [0u8; STACK];
+        buf[..header.len()].copy_from_slice(header);
+        buf[header.len()..n].copy_from_slice(context);
+        f(&buf[..n])
+    } else {
+        f(&[header, context].concat())
+    }
 }
 
 #[cfg(test)]

@@ -47,14 +47,23 @@ fn small_operations(c: &mut Criterion) {
         for size in SIZES {
             g.throughput(Throughput::Bytes(size as u64));
             let pt = vec![0x5a; size];
-            g.bench_with_input(BenchmarkId::new("raw-aes-gcm+getrandom", size), &size, |b, _| {
-                let mut buf = pt.clone();
-                b.iter(|| raw_seal(&raw, &mut buf));
-            });
+            g.bench_with_input(
+                BenchmarkId::new("raw-aes-gcm+getrandom", size),
+                &size,
+                |b, _| {
+                    let mut buf = pt.clone();
+                    b.iter(|| raw_seal(&raw, &mut buf));
+                },
+            );
             for (name, kms, key, _) in &stores {
-                let blob = kms.encrypt(key, &pt, &ctx).expect("encrypt").ciphertext_blob;
+                let blob = kms
+                    .encrypt(key, &pt, &ctx)
+                    .expect("encrypt")
+                    .ciphertext_blob;
                 g.bench_with_input(BenchmarkId::new(*name, size), &size, |b, _| match op {
-                    "encrypt" => b.iter(|| black_box(kms.encrypt(key, &pt, &ctx).expect("encrypt"))),
+                    "encrypt" => {
+                        b.iter(|| black_box(kms.encrypt(key, &pt, &ctx).expect("encrypt")))
+                    }
                     _ => b.iter(|| black_box(kms.decrypt(&blob, &ctx).expect("decrypt"))),
                 });
             }
@@ -119,11 +128,38 @@ fn parts(c: &mut Criterion) {
     let blob = vec![7u8; 1138];
     let text = b64.encode(&blob);
     c.bench_function("parts/b64enc", |b| b.iter(|| black_box(b64.encode(&blob))));
-    c.bench_function("parts/b64dec", |b| b.iter(|| black_box(b64.decode(&text).unwrap())));
-    c.bench_function("parts/aesgcm", |b| b.iter(|| black_box(raw.encrypt_inout_detached(&[0u8;12].into(), b"", buf.as_mut_slice().into()).unwrap())));
-    c.bench_function("parts/xaes", |b| b.iter(|| black_box(x.encrypt_inout_detached(&[0u8;24].into(), b"", buf.as_mut_slice().into()).unwrap())));
-    c.bench_function("parts/getrandom", |b| b.iter(|| { let mut n = [0u8; 24]; getrandom::fill(&mut n).unwrap(); black_box(n) }));
-    c.bench_function("parts/zeroize", |b| b.iter(|| { let v = zeroize::Zeroizing::new(vec![1u8; 1138]); black_box(&v); }));
+    c.bench_function("parts/b64dec", |b| {
+        b.iter(|| black_box(b64.decode(&text).unwrap()))
+    });
+    c.bench_function("parts/aesgcm", |b| {
+        b.iter(|| {
+            black_box(
+                raw.encrypt_inout_detached(&[0u8; 12].into(), b"", buf.as_mut_slice().into())
+                    .unwrap(),
+            )
+        })
+    });
+    c.bench_function("parts/xaes", |b| {
+        b.iter(|| {
+            black_box(
+                x.encrypt_inout_detached(&[0u8; 24].into(), b"", buf.as_mut_slice().into())
+                    .unwrap(),
+            )
+        })
+    });
+    c.bench_function("parts/getrandom", |b| {
+        b.iter(|| {
+            let mut n = [0u8; 24];
+            getrandom::fill(&mut n).unwrap();
+            black_box(n)
+        })
+    });
+    c.bench_function("parts/zeroize", |b| {
+        b.iter(|| {
+            let v = zeroize::Zeroizing::new(vec![1u8; 1138]);
+            black_box(&v);
+        })
+    });
 }
 
 criterion_group!(benches, parts, small_operations, envelope_streaming);

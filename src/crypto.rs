@@ -646,6 +646,53 @@ mod tests {
     }
 
     #[test]
+    fn reseal_keeps_the_kind_and_the_wire_plaintext() {
+        let (kms, _, key) = setup();
+        let dest = kms.create_key(&Default::default()).expect("key").key_id;
+        let src_ctx = EncryptionContext::from_pairs([("from", "a")]).expect("ctx");
+        let dst_ctx = EncryptionContext::from_pairs([("to", "b")]).expect("ctx");
+        let dk = kms
+            .generate_data_key(
+                &key,
+                &GenerateDataKeyRequest::default().context(src_ctx.clone()),
+            )
+            .expect("gdk");
+        let text = kms
+            .encrypt(&key, "héllo".as_bytes(), &src_ctx)
+            .expect("encrypt");
+        for (blob, wire) in [
+            (&dk.ciphertext_blob, dk.plaintext.to_base64().to_string()),
+            (&text.ciphertext_blob, "héllo".to_owned()),
+        ] {
+            let opened = kms.decrypt(blob, &src_ctx).expect("decrypt");
+            let moved = kms.reseal(&opened, &dest, &dst_ctx).expect("reseal");
+            assert_eq!(moved.key_id, dest);
+            let again = kms
+                .decrypt(&moved.ciphertext_blob, &dst_ctx)
+                .expect("decrypt");
+            assert_eq!(again.kind, opened.kind);
+            assert_eq!(again.key_id, dest);
+            assert_eq!(again.wire_plaintext().as_str(), wire);
+            assert_eq!(
+                kms.decrypt(&moved.ciphertext_blob, &src_ctx).unwrap_err(),
+                Error::DecryptionFailed
+            );
+        }
+        let opened = kms
+            .decrypt(&text.ciphertext_blob, &src_ctx)
+            .expect("decrypt");
+        assert_eq!(
+            kms.reseal(&opened, "", &dst_ctx).unwrap_err(),
+            Error::MissingParameter("DestinationKeyId")
+        );
+        kms.disable_key(&dest).expect("disable");
+        assert_eq!(
+            kms.reseal(&opened, &dest, &dst_ctx).unwrap_err().code(),
+            "Rejected.Disabled"
+        );
+    }
+
+    #[test]
     fn simd_base64_is_standard_base64() {
         use base64::engine::general_purpose::STANDARD;
         for len in 0..300usize {

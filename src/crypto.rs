@@ -528,28 +528,23 @@ pub mod internal {
         let now = kms.now();
         kms.insert_key(|seq, batch| {
             kms.put_material(batch, key_id, version_id, &material)?;
-            Ok(KeyRecord {
-                key_id: key_id.to_owned(),
-                seq,
-                created: now,
-                description: String::new(),
-                state: KeyState::Enabled,
-                usage: KeyUsage::EncryptDecrypt,
-                spec: KeySpec::Aes256,
-                origin: Origin::AliyunKms,
-                protection: ProtectionLevel::Software,
-                delete_date: None,
-                material_expire: None,
-                versions: vec![VersionMeta {
-                    id: version_id.to_owned(),
-                    created: now,
-                }],
-                automatic_rotation: false,
-                rotation_interval: None,
-                last_rotation: None,
-                next_rotation: None,
-                material_fingerprint: None,
-            })
+            // Built through the record's serde form, so fields added to the
+            // record later (all `#[serde(default)]`, for stored records) take
+            // their defaults here too.
+            let record: KeyRecord = serde_json::from_value(serde_json::json!({
+                "key_id": key_id,
+                "seq": seq,
+                "created": now,
+                "description": "",
+                "state": KeyState::Enabled,
+                "usage": KeyUsage::EncryptDecrypt,
+                "spec": KeySpec::Aes256,
+                "origin": Origin::AliyunKms,
+                "protection": ProtectionLevel::Software,
+                "versions": [VersionMeta { id: version_id.to_owned(), created: now }],
+            }))
+            .map_err(|_| Error::InternalFailure)?;
+            Ok(record)
         })?;
         Ok(())
     }

@@ -17,7 +17,8 @@ use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
-use crate::blob::{self, HEADER_LEN, NONCE_LEN, PlaintextKind, TAG_LEN};
+pub use crate::blob::PlaintextKind;
+use crate::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
 use crate::context::EncryptionContext;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::{KeyEntry, Kms, shorten};

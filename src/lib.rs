@@ -18,14 +18,13 @@ mod seal;
 mod secret;
 mod types;
 
-pub use blob::PlaintextKind;
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
 pub use context::{EncryptionContext, MAX_ENCRYPTION_CONTEXT_CHARS};
 #[doc(hidden)]
 pub use crypto::internal;
 pub use crypto::{
     DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest, MAX_DATA_KEY_BYTES,
-    MAX_PLAINTEXT_BYTES, SecretBytes,
+    MAX_PLAINTEXT_BYTES, PlaintextKind, SecretBytes,
 };
 pub use envelope::{ENVELOPE_CHUNK_BYTES, EnvelopeInfo};
 pub use error::{

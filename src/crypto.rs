@@ -574,6 +574,32 @@ pub mod internal {
             .into_response()
             .ciphertext_blob)
     }
+
+    /// Seals a stored record (format in `docs/FORMAT.md`, "Sealed record")
+    /// under `root_key` with a caller-chosen nonce, for golden vectors.
+    /// **Not for use**: nonces must come from the CSPRNG.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root_key` is 32 bytes.
+    pub fn seal_record_with_nonce(
+        root_key: &[u8],
+        ns: &str,
+        id: &[u8],
+        plaintext: &[u8],
+        nonce: [u8; 24],
+    ) -> Result<Vec<u8>> {
+        crate::seal::RootKey::from_bytes(root_key)?.seal_with_nonce(ns, id, plaintext, nonce)
+    }
+
+    /// Opens a sealed record; `None` for any failure.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root_key` is 32 bytes.
+    pub fn open_record(root_key: &[u8], ns: &str, id: &[u8], sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(crate::seal::RootKey::from_bytes(root_key)?
+            .open(ns, id, sealed)
+            .map(|p| p.to_vec()))
+    }
 }
 
 #[cfg(test)]

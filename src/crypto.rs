@@ -595,7 +595,12 @@ pub mod internal {
     ///
     /// # Errors
     /// `InvalidRootKey` unless `root_key` is 32 bytes.
-    pub fn open_record(root_key: &[u8], ns: &str, id: &[u8], sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+    pub fn open_record(
+        root_key: &[u8],
+        ns: &str,
+        id: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
         Ok(crate::seal::RootKey::from_bytes(root_key)?
             .open(ns, id, sealed)
             .map(|p| p.to_vec()))

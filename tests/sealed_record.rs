@@ -27,20 +27,39 @@ fn golden_vector_matches_and_every_change_fails() {
     let expect = hex(field(text, "expect"));
     let sealed = seal_record_with_nonce(&root, ns, id, &plaintext, nonce).expect("seal");
     assert_eq!(sealed, expect);
-    assert_eq!(open_record(&root, ns, id, &expect).expect("root"), Some(plaintext));
+    assert_eq!(
+        open_record(&root, ns, id, &expect).expect("root"),
+        Some(plaintext)
+    );
     for i in 0..expect.len() {
         let mut t = expect.clone();
         t[i] ^= 0x01;
-        assert_eq!(open_record(&root, ns, id, &t).expect("root"), None, "byte {i}");
+        assert_eq!(
+            open_record(&root, ns, id, &t).expect("root"),
+            None,
+            "byte {i}"
+        );
     }
-    assert_eq!(open_record(&root, ns, b"other", &expect).expect("root"), None);
-    assert_eq!(open_record(&root, "token", id, &expect).expect("root"), None);
+    assert_eq!(
+        open_record(&root, ns, b"other", &expect).expect("root"),
+        None
+    );
+    assert_eq!(
+        open_record(&root, "token", id, &expect).expect("root"),
+        None
+    );
 }
 
 #[test]
 fn material_copied_over_another_key_is_detected_when_used() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let open = || Kms::builder().sled(dir.path()).root_key_bytes(&[4; 32]).build().expect("open");
+    let open = || {
+        Kms::builder()
+            .sled(dir.path())
+            .root_key_bytes(&[4; 32])
+            .build()
+            .expect("open")
+    };
     let ctx = EncryptionContext::default();
     let (a, b, blob_a, blob_b) = {
         let kms = open();
@@ -53,7 +72,9 @@ fn material_copied_over_another_key_is_detected_when_used() {
     {
         let raw = SledKeystore::open(dir.path().join("db")).expect("raw");
         let material = |key: &str| {
-            let found = raw.scan("material", Scan::prefix(format!("{key}/").as_bytes())).expect("scan");
+            let found = raw
+                .scan("material", Scan::prefix(format!("{key}/").as_bytes()))
+                .expect("scan");
             assert_eq!(found.len(), 1);
             found.into_iter().next().expect("one record")
         };
@@ -68,7 +89,13 @@ fn material_copied_over_another_key_is_detected_when_used() {
     let kms = open();
     // Key a is untouched; key b's material no longer opens: a clear error,
     // never key a's material under key b's name.
-    assert_eq!(kms.decrypt(&blob_a, &ctx).expect("a").plaintext.expose_secret(), b"for a");
+    assert_eq!(
+        kms.decrypt(&blob_a, &ctx)
+            .expect("a")
+            .plaintext
+            .expose_secret(),
+        b"for a"
+    );
     for err in [
         kms.encrypt(&b, b"x", &ctx).map(|_| ()).unwrap_err(),
         kms.decrypt(&blob_b, &ctx).map(|_| ()).unwrap_err(),

@@ -72,7 +72,7 @@ impl TokenKey {
     }
 
     /// HMAC-SHA-256 over `LABEL || body`.
-    fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
+    pub(crate) fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
         *hmac_sha256(self.0.as_ref(), &[TAG_LABEL, body])
     }
 }

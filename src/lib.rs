@@ -9,6 +9,8 @@ mod context;
 mod crypto;
 mod envelope;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod import;
 mod import_token;
 pub mod keystore;

@@ -264,7 +264,16 @@ impl KmsBuilder {
         let store: Box<dyn Keystore> = match self.store {
             StoreChoice::Sled(dir) => {
                 create_private_dir(&dir)?;
-                Box::new(SledKeystore::open(dir.join("db"))?)
+                let existed = dir.join("db").exists();
+                let store = SledKeystore::open(dir.join("db"))?;
+                // sled recovers a damaged log to its last intact entry; when
+                // nothing is left, say so rather than start a new store.
+                if existed && store.get(NS_META, META_FORMAT)?.is_none() {
+                    return Err(Error::CorruptStore(
+                        "the store's files exist but hold no format record (damaged or truncated; a store whose creation was interrupted can be removed)".into(),
+                    ));
+                }
+                Box::new(store)
             }
             StoreChoice::Memory => Box::new(MemoryKeystore::new()),
             StoreChoice::Custom(s) => s,

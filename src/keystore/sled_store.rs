@@ -35,7 +35,7 @@ impl SledKeystore {
         // fails within this bound.
         let deadline = std::time::Instant::now() + LOCK_RETRY;
         loop {
-            match config.open().map_err(map_err) {
+            match guarded(|| config.open().map_err(map_err)) {
                 Ok(db) => return Ok(Self { db }),
                 Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(std::time::Duration::from_millis(10));
@@ -49,6 +49,18 @@ impl SledKeystore {
     pub fn db(&self) -> &sled::Db {
         &self.db
     }
+}
+
+/// Runs a sled call, turning a panic inside sled into
+/// [`StoreError::Corrupt`]: sled 0.34 may assert on damaged files, and
+/// nothing may panic on input, a store's files included. (The panic hook
+/// still prints sled's message.)
+fn guarded<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(StoreError::Corrupt(
+            "sled failed on its files (a panic inside sled)".into(),
+        ))
+    })
 }
 
 fn map_err(e: sled::Error) -> StoreError {
@@ -74,14 +86,37 @@ fn map_err(e: sled::Error) -> StoreError {
 
 impl Keystore for SledKeystore {
     fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .get(physical_key(ns, id))
-            .map_err(map_err)?
-            .map(|v| v.to_vec()))
+        guarded(|| {
+            Ok(self
+                .db
+                .get(physical_key(ns, id))
+                .map_err(map_err)?
+                .map(|v| v.to_vec()))
+        })
     }
 
     fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+        guarded(|| self.scan_unguarded(ns, scan))
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        let mut b = sled::Batch::default();
+        for op in batch.into_ops() {
+            match op {
+                Op::Put { ns, id, value } => b.insert(physical_key(ns, &id), value),
+                Op::Delete { ns, id } => b.remove(physical_key(ns, &id)),
+            }
+        }
+        guarded(|| self.db.apply_batch(b).map_err(map_err))
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        guarded(|| self.db.flush().map(|_| ()).map_err(map_err))
+    }
+}
+
+impl SledKeystore {
+    fn scan_unguarded(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
         let prefix = physical_key(ns, scan.prefix);
         let iter =
             match scan.after {
@@ -100,19 +135,20 @@ impl Keystore for SledKeystore {
             iter.map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(map_err)),
         )
     }
+}
 
-    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
-        let mut b = sled::Batch::default();
-        for op in batch.into_ops() {
-            match op {
-                Op::Put { ns, id, value } => b.insert(physical_key(ns, &id), value),
-                Op::Delete { ns, id } => b.remove(physical_key(ns, &id)),
-            }
-        }
-        self.db.apply_batch(b).map_err(map_err)
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(map_err)
+    #[test]
+    fn a_panic_inside_sled_is_a_corrupt_store_error() {
+        let r: Result<(), StoreError> = guarded(|| panic!("sled asserted"));
+        assert!(matches!(r, Err(StoreError::Corrupt(_))));
+        assert_eq!(guarded(|| Ok(5)), Ok(5));
+        assert_eq!(
+            guarded::<()>(|| Err(StoreError::Io("x".into()))),
+            Err(StoreError::Io("x".into()))
+        );
     }
 }

@@ -632,13 +632,12 @@ impl Harness {
                 let m = &self.model.blobs[i];
                 let ctx = context(if wrong_ctx { m.ctx + 1 } else { m.ctx });
                 let got = code(self.kms().decrypt(&m.blob, &ctx));
-                let want = self.model.usable(&m.key).and_then(|()| {
-                    if wrong_ctx {
-                        Err("InvalidParameter")
-                    } else {
-                        Ok(())
-                    }
-                });
+                let ctx_check = if wrong_ctx {
+                    Err("InvalidParameter")
+                } else {
+                    Ok(())
+                };
+                let want = self.model.usable(&m.key).and(ctx_check);
                 match want {
                     Ok(()) => {
                         let d = got.expect("Decrypt of an acknowledged ciphertext");

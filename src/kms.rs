@@ -72,7 +72,7 @@ pub(crate) struct KeyEntry {
 }
 
 impl KeyEntry {
-    fn new(record: KeyRecord) -> Arc<Self> {
+    pub(crate) fn new(record: KeyRecord) -> Arc<Self> {
         Arc::new(Self {
             record,
             ciphers: RwLock::new(HashMap::new()),
@@ -96,7 +96,7 @@ pub struct Kms {
     pub(crate) config: Config,
     /// Serializes every write, and holds the counters they change.
     writer: Mutex<Counters>,
-    cache: RwLock<HashMap<String, Arc<KeyEntry>>>,
+    cache: crate::cache::KeyCache,
 }
 
 impl fmt::Debug for Kms {
@@ -441,7 +441,7 @@ impl Kms {
             clock,
             config,
             writer: Mutex::new(counters),
-            cache: RwLock::new(HashMap::new()),
+            cache: crate::cache::KeyCache::new(),
         })
     }
 
@@ -484,12 +484,7 @@ impl Kms {
     /// The key `key_id` (already resolved), after any time-driven change that
     /// is due. A key past its `DeleteDate` is purged here and is not found.
     pub(crate) fn entry(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
-        let cached = self
-            .cache
-            .read()
-            .map_err(|_| Error::InternalFailure)?
-            .get(key_id)
-            .cloned();
+        let cached = self.cache.get(key_id)?;
         let entry = match cached {
             Some(e) => e,
             None => {
@@ -547,15 +542,7 @@ impl Kms {
     }
 
     fn cached_or_insert(&self, record: KeyRecord) -> Result<Arc<KeyEntry>> {
-        let mut cache = self.cache.write().map_err(|_| Error::InternalFailure)?;
-        if let Some(e) = cache.get(&record.key_id)
-            && e.record == record
-        {
-            return Ok(Arc::clone(e));
-        }
-        let entry = KeyEntry::new(record);
-        cache.insert(entry.record.key_id.clone(), Arc::clone(&entry));
-        Ok(entry)
+        self.cache.fill(record)
     }
 
     /// Reads a record straight from the store (the caller holds the writer).
@@ -698,14 +685,11 @@ impl Kms {
     ) -> Result<()> {
         self.store.apply(batch)?;
         // The batch is in the store: the cache must follow even if flush fails.
-        {
-            let mut cache = self.cache.write().map_err(|_| Error::InternalFailure)?;
-            if let Some(r) = updated {
-                cache.insert(r.key_id.clone(), KeyEntry::new(r));
-            }
-            if let Some(id) = removed {
-                cache.remove(id);
-            }
+        if let Some(r) = updated {
+            self.cache.update(r)?;
+        }
+        if let Some(id) = removed {
+            self.cache.remove(id)?;
         }
         if self.config.durability == Durability::Durable {
             self.store.flush()?;

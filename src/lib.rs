@@ -4,6 +4,7 @@
 
 mod alias;
 mod blob;
+mod cache;
 mod clock;
 mod context;
 mod crypto;

@@ -1,0 +1,103 @@
+//! The key cache of a [`crate::Kms`], replicated in shards.
+//!
+//! Encrypt and Decrypt read a cached key and its cipher on every call. With
+//! one shared map, every call by every thread would write the same cache
+//! lines (the lock's reader count, the entry's and the cipher's reference
+//! counts), and two threads would spend their time passing those lines
+//! between cores. Here each thread reads its own shard, which holds its own
+//! copy of each entry (with its own ciphers), so threads on different shards
+//! share no line that they write. Writers, which hold the writer lock, update
+//! or remove a key in every shard, so no shard ever holds a changed or
+//! deleted key after the change.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, Result};
+use crate::kms::KeyEntry;
+use crate::record::KeyRecord;
+
+/// Shards per cache: threads are spread over them round-robin.
+const SHARDS: usize = 8;
+
+/// One shard, aligned so that no two shards share a cache line.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(RwLock<HashMap<String, Arc<KeyEntry>>>);
+
+/// The sharded key cache.
+pub(crate) struct KeyCache {
+    shards: Box<[Shard]>,
+}
+
+/// The shard of the calling thread: threads take shards in turn, so two
+/// threads get different shards.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|i| *i)
+}
+
+impl KeyCache {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+
+    fn mine(&self) -> &RwLock<HashMap<String, Arc<KeyEntry>>> {
+        // safe: shard_index() < SHARDS == self.shards.len()
+        &self.shards[shard_index() % self.shards.len()].0
+    }
+
+    /// The calling thread's cached entry of `key_id`.
+    pub(crate) fn get(&self, key_id: &str) -> Result<Option<Arc<KeyEntry>>> {
+        Ok(self
+            .mine()
+            .read()
+            .map_err(|_| Error::InternalFailure)?
+            .get(key_id)
+            .cloned())
+    }
+
+    /// The calling thread's entry for `record` (read from the store under the
+    /// writer lock): the cached one if it holds this record, else a new one.
+    pub(crate) fn fill(&self, record: KeyRecord) -> Result<Arc<KeyEntry>> {
+        let mut shard = self.mine().write().map_err(|_| Error::InternalFailure)?;
+        if let Some(e) = shard.get(&record.key_id)
+            && e.record == record
+        {
+            return Ok(Arc::clone(e));
+        }
+        let entry = KeyEntry::new(record);
+        shard.insert(entry.record.key_id.clone(), Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    /// A key changed (the caller holds the writer lock): every shard drops
+    /// its old entry, with its ciphers; the calling thread's shard gets the
+    /// new record, the others load it when they next need it.
+    pub(crate) fn update(&self, record: KeyRecord) -> Result<()> {
+        self.remove(&record.key_id)?;
+        self.mine()
+            .write()
+            .map_err(|_| Error::InternalFailure)?
+            .insert(record.key_id.clone(), KeyEntry::new(record));
+        Ok(())
+    }
+
+    /// A key is gone (the caller holds the writer lock): every shard drops it.
+    pub(crate) fn remove(&self, key_id: &str) -> Result<()> {
+        for shard in &self.shards {
+            shard
+                .0
+                .write()
+                .map_err(|_| Error::InternalFailure)?
+                .remove(key_id);
+        }
+        Ok(())
+    }
+}

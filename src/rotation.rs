@@ -24,7 +24,11 @@
 //!   use (the cloud service pauses rotation the same way).
 //! - A rotation is one atomic batch: the new version's sealed material and
 //!   the key record naming it. A failure or crash leaves the key with its old
-//!   primary version.
+//!   primary version. If the store refuses an automatic rotation, the
+//!   operation that triggered it fails with the storage error
+//!   (`InternalFailure`) and the next use tries again.
+//! - Versions are never deleted and their number is not limited (the cloud
+//!   service counts each against the key quota; there is no quota here).
 
 use serde::Serialize;
 

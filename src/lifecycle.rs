@@ -202,7 +202,9 @@ impl Kms {
                     .then(|| now.saturating_add(i64::try_from(interval).unwrap_or(i64::MAX))),
                 versions,
                 automatic_rotation: req.enable_automatic_rotation,
-                rotation_interval: req.enable_automatic_rotation.then_some(interval),
+                rotation_interval: req
+                    .rotation_interval
+                    .or(req.enable_automatic_rotation.then_some(interval)),
                 material_fingerprint: None,
                 material_deleted: false,
             })

@@ -887,3 +887,26 @@ fn a_failed_automatic_rotation_keeps_the_old_primary_and_retries() {
     let d = kms.decrypt(&old.ciphertext_blob, &none()).expect("decrypt");
     assert_eq!(d.plaintext.expose_secret(), b"kept");
 }
+
+#[test]
+fn interval_given_at_creation_is_kept_for_a_later_policy_update() {
+    let kms = localkms::Kms::in_memory().expect("kms");
+    let key = kms
+        .create_key(&localkms::CreateKeyRequest {
+            enable_automatic_rotation: false,
+            rotation_interval: Some(30 * 86_400),
+            ..Default::default()
+        })
+        .expect("create")
+        .key_id;
+    assert_eq!(
+        kms.describe_key(&key).expect("describe").rotation_interval,
+        ""
+    );
+    kms.update_rotation_policy(&key, true, None)
+        .expect("enable rotation");
+    assert_eq!(
+        kms.describe_key(&key).expect("describe").rotation_interval,
+        "2592000s"
+    );
+}

@@ -223,7 +223,12 @@ impl Decrypted {
         match self.kind {
             PlaintextKind::DataKey => self.plaintext.to_base64(),
             PlaintextKind::Text => {
-                Zeroizing::new(String::from_utf8_lossy(self.plaintext.expose_secret()).into_owned())
+                let bytes = self.plaintext.expose_secret();
+                // The fast path is the common one: the wire only sends strings.
+                Zeroizing::new(match std::str::from_utf8(bytes) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+                })
             }
         }
     }

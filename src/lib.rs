@@ -15,6 +15,7 @@ mod record;
 mod seal;
 mod secret;
 mod types;
+pub mod wire;
 
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
 pub use error::{

@@ -1,0 +1,116 @@
+//! One parse-and-call function per action: read the parameters with the
+//! shared [`Params`] helpers, call the library, and lay out the response
+//! members (SPEC sections 4 and 6).
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Fields;
+use super::params::Params;
+use crate::error::{Error, Result};
+use crate::kms::Kms;
+use crate::lifecycle::CreateKeyRequest;
+use crate::paging::Page;
+
+/// The members of a serializable response struct (every field a string).
+fn members<T: Serialize>(value: &T) -> Result<Fields> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(Error::InternalFailure),
+    }
+}
+
+/// `{name: value}`.
+fn one(name: &str, value: Value) -> Fields {
+    let mut f = Fields::new();
+    f.insert(name.into(), value);
+    f
+}
+
+/// A List response: `{list: {item: [..]}}` and the paging members, with
+/// `TotalCount`, `PageNumber` and `PageSize` as JSON integers.
+fn page<T: Serialize>(list: &str, item: &str, page: &Page<T>) -> Result<Fields> {
+    let items = serde_json::to_value(&page.items).map_err(|_| Error::InternalFailure)?;
+    let mut f = one(list, Value::Object(one(item, items)));
+    f.insert("TotalCount".into(), page.total_count.into());
+    f.insert("PageNumber".into(), page.page_number.into());
+    f.insert("PageSize".into(), page.page_size.into());
+    Ok(f)
+}
+
+pub(super) fn create_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let d = CreateKeyRequest::default();
+    let req = CreateKeyRequest {
+        description: p.optional("Description").unwrap_or_default().to_owned(),
+        key_usage: p.parse("KeyUsage")?.unwrap_or(d.key_usage),
+        origin: p.parse("Origin")?.unwrap_or(d.origin),
+        protection_level: p.parse("ProtectionLevel")?.unwrap_or(d.protection_level),
+        key_spec: p.parse("KeySpec")?.unwrap_or(d.key_spec),
+        enable_automatic_rotation: p
+            .bool("EnableAutomaticRotation")?
+            .unwrap_or(d.enable_automatic_rotation),
+        rotation_interval: p.rotation_interval()?,
+    };
+    let meta = kms.create_key(&req)?;
+    Ok(one("KeyMetadata", Value::Object(members(&meta)?)))
+}
+
+pub(super) fn describe_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let meta = kms.describe_key(p.required("KeyId")?)?;
+    Ok(one("KeyMetadata", Value::Object(members(&meta)?)))
+}
+
+pub(super) fn list_keys(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    page("Keys", "Key", &kms.list_keys(p.paging()?)?)
+}
+
+pub(super) fn enable_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    kms.enable_key(p.required("KeyId")?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn disable_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    kms.disable_key(p.required("KeyId")?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn schedule_key_deletion(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let days = p
+        .required_integer("PendingWindowInDays")
+        .map_err(|e| match e {
+            // Out of u32 range is out of 7..=30: say so with the library's words.
+            Error::InvalidParameter { .. } => {
+                Error::invalid("PendingWindowInDays", "must be an integer from 7 to 30")
+            }
+            other => other,
+        })?;
+    kms.schedule_key_deletion(key_id, days)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn cancel_key_deletion(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    kms.cancel_key_deletion(p.required("KeyId")?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn get_parameters_for_import(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let algorithm = p.required("WrappingAlgorithm")?.parse()?;
+    let spec = p.required("WrappingKeySpec")?.parse()?;
+    members(&kms.get_parameters_for_import(key_id, algorithm, spec)?)
+}
+
+pub(super) fn import_key_material(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let material = p.required("EncryptedKeyMaterial")?;
+    let token = p.required("ImportToken")?;
+    let expire = p.integer::<i64>("KeyMaterialExpireUnix")?;
+    kms.import_key_material(key_id, material, token, expire)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn delete_key_material(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    kms.delete_key_material(p.required("KeyId")?)?;
+    Ok(Fields::new())
+}

@@ -1,0 +1,203 @@
+//! The wire layer (SPEC section 7): the API's `Action` + parameters form in,
+//! an HTTP status and a JSON or XML body out. It opens no sockets: a server
+//! (see `examples/gateway.rs`) or a command line hands it the parameters.
+//!
+//! ```
+//! use localkms::{Kms, wire};
+//! let kms = Kms::in_memory()?;
+//! let params = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+//!     p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+//! };
+//! let created = wire::dispatch(&kms, &params(&[("Action", "CreateKey")]));
+//! assert_eq!(created.status, 200);
+//! let missing = wire::dispatch(&kms, &params(&[("Action", "DescribeKey")]));
+//! assert_eq!(missing.status, 400);
+//! assert!(missing.body.contains(r#""Code":"MissingParameter""#));
+//! # Ok::<(), localkms::Error>(())
+//! ```
+//!
+//! Every action is one entry of [`ACTIONS`] and one parse-and-call function
+//! in `actions.rs`; parameter parsing is shared (`params.rs`), and so is
+//! rendering (`render.rs`). Request signatures are checked by
+//! [`sign::Verifier`] before [`dispatch`] is called.
+
+mod actions;
+mod params;
+mod render;
+pub mod sign;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::kms::{Kms, new_uuid};
+use params::Params;
+use render::Format;
+
+pub use sign::{HttpRequest, Verifier};
+
+/// The `HostId` of error bodies.
+const HOST_ID: &str = "localkms";
+
+/// An HTTP response: status, content type and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status: 200, or the error's status.
+    pub status: u16,
+    /// The `Content-Type` of `body`.
+    pub content_type: &'static str,
+    /// JSON (the default) or XML (`Format=XML`).
+    pub body: String,
+}
+
+/// An action's result: the response members besides `RequestId`.
+type Fields = Map<String, Value>;
+
+/// One action of the API.
+struct Action {
+    /// The exact `Action` string.
+    name: &'static str,
+    /// One line for help texts.
+    summary: &'static str,
+    /// Parses the parameters and calls the library.
+    run: fn(&Kms, &Params<'_>) -> Result<Fields>,
+}
+
+/// Every action the wire layer answers, in the order of SPEC sections 4 and 6.
+static ACTIONS: &[Action] = &[
+    Action {
+        name: "CreateKey",
+        summary: "Create a customer master key",
+        run: actions::create_key,
+    },
+    Action {
+        name: "DescribeKey",
+        summary: "Show a key's metadata",
+        run: actions::describe_key,
+    },
+    Action {
+        name: "ListKeys",
+        summary: "List keys, a page at a time",
+        run: actions::list_keys,
+    },
+    Action {
+        name: "EnableKey",
+        summary: "Enable a key",
+        run: actions::enable_key,
+    },
+    Action {
+        name: "DisableKey",
+        summary: "Disable a key",
+        run: actions::disable_key,
+    },
+    Action {
+        name: "ScheduleKeyDeletion",
+        summary: "Schedule a key's deletion after 7 to 30 days",
+        run: actions::schedule_key_deletion,
+    },
+    Action {
+        name: "CancelKeyDeletion",
+        summary: "Cancel a key's scheduled deletion",
+        run: actions::cancel_key_deletion,
+    },
+    Action {
+        name: "GetParametersForImport",
+        summary: "Get a wrapping public key and import token for an EXTERNAL key",
+        run: actions::get_parameters_for_import,
+    },
+    Action {
+        name: "ImportKeyMaterial",
+        summary: "Import wrapped key material into an EXTERNAL key",
+        run: actions::import_key_material,
+    },
+    Action {
+        name: "DeleteKeyMaterial",
+        summary: "Delete an EXTERNAL key's imported material",
+        run: actions::delete_key_material,
+    },
+];
+
+/// The actions [`dispatch`] answers, with a one-line summary of each.
+pub fn actions() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ACTIONS.iter().map(|a| (a.name, a.summary))
+}
+
+/// Answers one request given as its parameters: `Action`, optionally
+/// `Format` (`XML` in any case for XML; JSON otherwise), and the action's
+/// parameters. Other parameters (signature, `Version`, `RegionId`) are
+/// ignored: check signatures with [`Verifier`] first.
+///
+/// Never panics. Errors in the input are answered with the API's error code
+/// and status, never 500; 500 (`InternalFailure`) means a storage failure.
+pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
+    let format = format_of(params);
+    let outcome = Params::new(params).and_then(|p| {
+        let name = p.required("Action")?;
+        let action = ACTIONS
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| Error::InvalidAction(crate::kms::shorten(name)))?;
+        Ok((action.name, (action.run)(kms, &p)?))
+    });
+    match outcome {
+        Ok((name, fields)) => success(format, name, fields),
+        Err(e) => error_response(format, &e),
+    }
+}
+
+/// A fresh `RequestId`: an uppercase UUID, as the service sends.
+fn request_id() -> String {
+    new_uuid()
+        .unwrap_or_else(|_| String::from("00000000-0000-0000-0000-000000000000"))
+        .to_uppercase()
+}
+
+fn success(format: Format, action: &str, mut fields: Fields) -> Response {
+    fields.insert("RequestId".into(), Value::String(request_id()));
+    Response {
+        status: 200,
+        content_type: format.content_type(),
+        body: render::body(format, &format!("{action}Response"), &fields),
+    }
+}
+
+/// The error body of SPEC section 7: `RequestId`, `HostId`, `Code`,
+/// `Message` and `HttpStatus` (an integer in JSON), XML root `<Error>`.
+fn error_response(format: Format, e: &Error) -> Response {
+    let status = e.http_status();
+    let mut fields = Fields::new();
+    fields.insert("RequestId".into(), Value::String(request_id()));
+    fields.insert("HostId".into(), Value::String(HOST_ID.into()));
+    fields.insert("Code".into(), Value::String(e.code().into()));
+    fields.insert("Message".into(), Value::String(e.to_string()));
+    fields.insert("HttpStatus".into(), Value::from(status));
+    Response {
+        status,
+        content_type: format.content_type(),
+        body: render::body(format, "Error", &fields),
+    }
+}
+
+/// The error response for `e` (for failures before [`dispatch`], such as a
+/// bad signature), in the format the request's `Format` parameter asks for.
+pub fn error(params: &[(String, String)], e: &Error) -> Response {
+    error_response(format_of(params), e)
+}
+
+/// Verifies a request received over HTTP and answers it: what a gateway does
+/// with each request.
+pub fn handle(kms: &Kms, verifier: &Verifier, req: &HttpRequest<'_>) -> Response {
+    match verifier.verify(kms, req) {
+        Ok(params) => dispatch(kms, &params),
+        Err(e) => error(&req.params_unverified(), &e),
+    }
+}
+
+/// The `Format` the first `Format` parameter asks for.
+fn format_of(params: &[(String, String)]) -> Format {
+    Format::from_param(
+        params
+            .iter()
+            .find(|(k, _)| k == "Format")
+            .map(|(_, v)| v.as_str()),
+    )
+}

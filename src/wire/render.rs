@@ -82,15 +82,14 @@ fn write_xml_element(out: &mut String, name: &str, v: &Value) {
     out.push('>');
 }
 
-/// Escapes text content: the markup characters by quick-xml, and every
-/// character that XML would not carry through as itself (carriage return,
-/// which parsers turn into a newline, and the control characters XML 1.0
-/// forbids) as a character reference. A strict XML 1.0 parser refuses the
-/// latter; callers who send such text should use JSON.
+/// Escapes text content with quick-xml (markup characters, and carriage
+/// return, which parsers would turn into a newline), then writes the control
+/// characters XML 1.0 forbids as character references. A strict XML 1.0
+/// parser refuses those; callers who send such text should use JSON.
 fn escape_xml_text(out: &mut String, s: &str) {
     let escaped = quick_xml::escape::escape(s);
     for c in escaped.chars() {
-        let special = matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{d}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+        let special = matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
         if special {
             out.push_str(&format!("&#x{:X};", u32::from(c)));
         } else {
@@ -125,7 +124,7 @@ mod tests {
             xml("ListKeysResponse", &obj(v)),
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListKeysResponse>\
              <Keys><Key><KeyId>a</KeyId></Key><Key><KeyId>b</KeyId></Key></Keys>\
-             <P>&lt;&amp;&gt;&quot;&apos; &#xD;&#x1;é</P><TotalCount>2</TotalCount>\
+             <P>&lt;&amp;&gt;&quot;&apos; &#13;&#x1;é</P><TotalCount>2</TotalCount>\
              </ListKeysResponse>"
         );
     }

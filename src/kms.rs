@@ -660,6 +660,16 @@ impl Kms {
         Ok(record)
     }
 
+    /// Takes the writer lock for a change that is not an edit of one key
+    /// record (aliases, tags): read live keys with [`Writer::key`], then
+    /// [`Writer::commit`] one batch.
+    pub(crate) fn writer(&self) -> Result<Writer<'_>> {
+        Ok(Writer {
+            kms: self,
+            counters: self.lock_writer()?,
+        })
+    }
+
     /// Applies `batch`, flushes when durable, and refreshes the cache:
     /// `updated` replaces its key's entry, `removed` drops one.
     fn commit(
@@ -812,6 +822,28 @@ impl Kms {
 /// True when `record` is past its `DeleteDate`.
 fn deletion_due(record: &KeyRecord, now: i64) -> bool {
     record.state == KeyState::PendingDeletion && record.delete_date.is_some_and(|d| now >= d)
+}
+
+/// The writer lock, held across reads and one atomic commit (see [`Kms::writer`]).
+pub(crate) struct Writer<'a> {
+    kms: &'a Kms,
+    counters: MutexGuard<'a, Counters>,
+}
+
+impl Writer<'_> {
+    /// The record of a live key. A key past its `DeleteDate` is purged now
+    /// (its own batch) and is not found.
+    pub(crate) fn key(&mut self, key_id: &str) -> Result<KeyRecord> {
+        self.kms.settle_locked(&mut self.counters, key_id)
+    }
+
+    /// Applies `batch` (which changes no key record) and releases the lock.
+    pub(crate) fn commit(self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.kms.commit(batch, None, None)
+    }
 }
 
 /// A lowercase hyphenated UUID.

@@ -12,11 +12,14 @@ mod kms;
 mod lifecycle;
 mod paging;
 mod record;
+mod regions;
 mod seal;
 mod secret;
+mod tags;
 mod types;
 pub mod wire;
 
+pub use alias::{AliasEntry, AliasName};
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
 pub use error::{
     DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
@@ -28,5 +31,6 @@ pub use kms::{
 pub use lifecycle::{CreateKeyRequest, MAX_DESCRIPTION_CHARS};
 pub use paging::{Page, Paging};
 pub use seal::RootKey;
+pub use tags::{MAX_TAGS_PER_KEY, ResourceTag, Tag, TagKey, parse_tag_keys, parse_tags};
 pub use types::{KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 pub use types::{WrappingAlgorithm, WrappingKeySpec};

@@ -8,6 +8,7 @@ use crate::kms::{Kms, new_uuid};
 use crate::paging::{Page, Paging};
 use crate::record::{KeyRecord, NS_DELETION, NS_KEY_ORDER, VersionMeta, deletion_id};
 use crate::secret::KeyMaterial;
+use crate::tags::Tag;
 use crate::types::{
     KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel,
 };
@@ -40,6 +41,9 @@ pub struct CreateKeyRequest {
     pub enable_automatic_rotation: bool,
     /// Seconds between rotations, 7..=730 days; `None` is 365 days.
     pub rotation_interval: Option<u64>,
+    /// Tags (SPEC section 6), at most 10 distinct keys, written in the same
+    /// batch as the key. Parse the wire form with [`crate::parse_tags`].
+    pub tags: Vec<Tag>,
 }
 
 impl Default for CreateKeyRequest {
@@ -52,6 +56,7 @@ impl Default for CreateKeyRequest {
             key_spec: KeySpec::Aes256,
             enable_automatic_rotation: false,
             rotation_interval: None,
+            tags: Vec::new(),
         }
     }
 }
@@ -139,7 +144,7 @@ impl Kms {
     /// # Errors
     /// `InvalidParameter` (Description, RotationInterval), `Unsupported.Origin`
     /// (automatic rotation of an `EXTERNAL` key), `Rejected.LimitExceeded`
-    /// (store key limit), or a storage failure.
+    /// (more than 10 tags, or the store key limit), or a storage failure.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
         validate_description(&req.description)?;
         if let Some(i) = req.rotation_interval {
@@ -152,6 +157,11 @@ impl Kms {
                 reason: "EXTERNAL keys do not rotate",
             });
         }
+        crate::tags::check_new_key_tags(&req.tags)?;
+        if self.config.max_keys.is_some() {
+            // Keys past their DeleteDate must not hold slots.
+            self.purge_expired()?;
+        }
         let now = self.clock.now();
         let material = match req.origin {
             Origin::AliyunKms => Some((new_uuid()?, KeyMaterial::generate()?)),
@@ -159,6 +169,7 @@ impl Kms {
         };
         let interval = req.rotation_interval.unwrap_or(DEFAULT_ROTATION_INTERVAL);
         let record = self.insert_key(|seq, batch| {
+            crate::tags::put_new_key_tags(batch, &key_id, &req.tags);
             let versions = match &material {
                 Some((version_id, m)) => {
                     self.put_material(batch, &key_id, version_id, m)?;

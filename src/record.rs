@@ -13,6 +13,11 @@
 //! | `material` | KeyId `/` KeyVersionId | sealed 32-byte material |
 //! | `meta` | `import-secret` | sealed 32 random bytes: BYOK token and fingerprint keys |
 //! | `import-token` | KeyId `/` expiry hex `-` token id hex | sealed PKCS#8 RSA private key |
+//! | `alias` | AliasName | `0x01` + JSON alias record (name, KeyId, alias sequence) |
+//! | `alias-order` | alias sequence u64 BE | the same record: alias creation order, for paging |
+//! | `alias-by-key` | KeyId `/` alias sequence u64 BE | AliasName |
+//! | `meta` | `alias-counters` | next alias sequence u64 BE, alias count u64 BE |
+//! | `tag` | KeyId `/` TagKey | TagValue (UTF-8) |
 //!
 //! Every namespace whose ids start with a KeyId is listed in
 //! [`PER_KEY_NAMESPACES`], so purging a key removes all of its records.

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use super::{Batch, Keystore, Op, Record, Scan, StoreError, physical_key, select};
 
+/// How long a locked open is retried before it fails.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A keystore in a sled database directory.
 #[derive(Debug, Clone)]
 pub struct SledKeystore {
@@ -23,12 +26,23 @@ impl SledKeystore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         // sled's own periodic flush stays on for relaxed durability; durable
         // mode flushes explicitly after each change.
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path.as_ref())
-            .mode(sled::Mode::LowSpace)
-            .open()
-            .map_err(map_err)?;
-        Ok(Self { db })
+            .mode(sled::Mode::LowSpace);
+        // sled releases its file lock from a background thread after the
+        // last handle drops, so a reopen in the same process can race it.
+        // Retry a locked open briefly; a store held by a live process still
+        // fails within this bound.
+        let deadline = std::time::Instant::now() + LOCK_RETRY;
+        loop {
+            match config.open().map_err(map_err) {
+                Ok(db) => return Ok(Self { db }),
+                Err(StoreError::Locked(_)) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The underlying sled database, for tools that inspect it.

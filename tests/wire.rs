@@ -307,6 +307,13 @@ fn required_parameters_are_named() {
             ],
         ),
         ("DeleteKeyMaterial", &[("KeyId", &id)]),
+        ("CreateAlias", &[("AliasName", "alias/a"), ("KeyId", &id)]),
+        ("UpdateAlias", &[("AliasName", "alias/a"), ("KeyId", &id)]),
+        ("DeleteAlias", &[("AliasName", "alias/a")]),
+        ("ListAliasesByKeyId", &[("KeyId", &id)]),
+        ("TagResource", &[("KeyId", &id), ("Tags", "[]")]),
+        ("UntagResource", &[("KeyId", &id), ("TagKeys", "[]")]),
+        ("ListResourceTags", &[("KeyId", &id)]),
     ];
     for (action, required) in table {
         for skip in 0..required.len() {
@@ -599,6 +606,166 @@ fn byok_through_the_wire() {
 }
 
 #[test]
+fn aliases_tags_and_regions_through_the_wire() {
+    let (kms, _) = kms();
+    let a = create(&kms);
+    let b = create(&kms);
+    ok(
+        &kms,
+        &[
+            ("Action", "CreateAlias"),
+            ("AliasName", "alias/app"),
+            ("KeyId", &a),
+        ],
+    );
+    err(
+        &kms,
+        &[
+            ("Action", "CreateAlias"),
+            ("AliasName", "alias/app"),
+            ("KeyId", &b),
+        ],
+        "AliasAlreadyExists",
+        400,
+    );
+    let m = err(
+        &kms,
+        &[
+            ("Action", "CreateAlias"),
+            ("AliasName", "app"),
+            ("KeyId", &b),
+        ],
+        "InvalidParameter",
+        400,
+    );
+    assert!(m.contains("AliasName"), "{m}");
+    let d = ok(&kms, &[("Action", "DescribeKey"), ("KeyId", "alias/app")]);
+    assert_eq!(d["KeyMetadata"]["KeyId"], a.as_str());
+    ok(
+        &kms,
+        &[
+            ("Action", "UpdateAlias"),
+            ("AliasName", "alias/app"),
+            ("KeyId", &b),
+        ],
+    );
+    let v = ok(&kms, &[("Action", "ListAliases")]);
+    assert_eq!(v["TotalCount"], 1);
+    let alias = &v["Aliases"]["Alias"][0];
+    assert_eq!(alias["AliasName"], "alias/app");
+    assert_eq!(alias["KeyId"], b.as_str());
+    assert!(
+        alias["AliasArn"]
+            .as_str()
+            .expect("arn")
+            .ends_with(":alias/app")
+    );
+    let v = ok(&kms, &[("Action", "ListAliasesByKeyId"), ("KeyId", &a)]);
+    assert_eq!(
+        (v["TotalCount"].clone(), v["Aliases"]["Alias"].clone()),
+        (0.into(), Value::Array(vec![]))
+    );
+    let v = ok(
+        &kms,
+        &[
+            ("Action", "ListAliasesByKeyId"),
+            ("KeyId", &b),
+            ("PageSize", "1"),
+        ],
+    );
+    assert_eq!(v["Aliases"]["Alias"][0]["AliasName"], "alias/app");
+    assert_eq!(v["PageSize"], 1);
+    let r = raw(&kms, &[("Action", "ListAliases"), ("Format", "XML")]);
+    assert!(r.body.contains("<Aliases><Alias><AliasArn>"), "{}", r.body);
+    ok(
+        &kms,
+        &[("Action", "DeleteAlias"), ("AliasName", "alias/app")],
+    );
+    err(
+        &kms,
+        &[("Action", "DeleteAlias"), ("AliasName", "alias/app")],
+        "Forbidden.AliasNotFound",
+        404,
+    );
+
+    ok(
+        &kms,
+        &[
+            ("Action", "TagResource"),
+            ("KeyId", &a),
+            (
+                "Tags",
+                r#"[{"TagKey":"Project","TagValue":"A B"},{"TagKey":"empty"}]"#,
+            ),
+        ],
+    );
+    let v = ok(&kms, &[("Action", "ListResourceTags"), ("KeyId", &a)]);
+    let tags = v["Tags"]["Tag"].as_array().expect("Tags.Tag[]");
+    assert_eq!(tags.len(), 2);
+    assert!(
+        tags.contains(&serde_json::json!({"KeyId": a, "TagKey": "Project", "TagValue": "A B"}))
+    );
+    assert!(tags.contains(&serde_json::json!({"KeyId": a, "TagKey": "empty", "TagValue": ""})));
+    ok(
+        &kms,
+        &[
+            ("Action", "UntagResource"),
+            ("KeyId", &a),
+            ("TagKeys", r#"["Project","absent"]"#),
+        ],
+    );
+    let v = ok(&kms, &[("Action", "ListResourceTags"), ("KeyId", &a)]);
+    assert_eq!(v["Tags"]["Tag"].as_array().expect("tags").len(), 1);
+    for (param, value) in [("Tags", "not json"), ("Tags", r#"[{"TagKey":"acs:x"}]"#)] {
+        let m = err(
+            &kms,
+            &[("Action", "TagResource"), ("KeyId", &a), (param, value)],
+            "InvalidParameter",
+            400,
+        );
+        assert!(m.contains(param), "{m}");
+    }
+    err(
+        &kms,
+        &[("Action", "TagResource"), ("KeyId", &a), ("Tags", "")],
+        "MissingParameter",
+        400,
+    );
+    let many: Vec<String> = (0..11).map(|i| format!(r#"{{"TagKey":"k{i}"}}"#)).collect();
+    let many = format!("[{}]", many.join(","));
+    err(
+        &kms,
+        &[("Action", "TagResource"), ("KeyId", &b), ("Tags", &many)],
+        "Rejected.LimitExceeded",
+        400,
+    );
+    // CreateKey with Tags.
+    let v = ok(
+        &kms,
+        &[
+            ("Action", "CreateKey"),
+            ("Tags", r#"[{"TagKey":"t","TagValue":"v"}]"#),
+        ],
+    );
+    let c = v["KeyMetadata"]["KeyId"].as_str().expect("id");
+    let v = ok(&kms, &[("Action", "ListResourceTags"), ("KeyId", c)]);
+    assert_eq!(v["Tags"]["Tag"][0]["TagValue"], "v");
+
+    let v = ok(&kms, &[("Action", "DescribeRegions")]);
+    assert_eq!(
+        v["Regions"],
+        serde_json::json!({"Region": [{"RegionId": "cn-hangzhou"}]})
+    );
+    let r = raw(&kms, &[("Action", "DescribeRegions"), ("Format", "XML")]);
+    assert!(
+        r.body
+            .contains("<Regions><Region><RegionId>cn-hangzhou</RegionId></Region></Regions>"),
+        "{}",
+        r.body
+    );
+}
+
+#[test]
 fn every_action_is_listed_once() {
     let names: Vec<&str> = wire::actions().map(|(n, _)| n).collect();
     let mut sorted = names.clone();
@@ -616,6 +783,15 @@ fn every_action_is_listed_once() {
         "GetParametersForImport",
         "ImportKeyMaterial",
         "DeleteKeyMaterial",
+        "CreateAlias",
+        "UpdateAlias",
+        "DeleteAlias",
+        "ListAliases",
+        "ListAliasesByKeyId",
+        "TagResource",
+        "UntagResource",
+        "ListResourceTags",
+        "DescribeRegions",
     ] {
         assert!(names.contains(&expected), "{expected}");
     }

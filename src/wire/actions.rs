@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::kms::Kms;
 use crate::lifecycle::CreateKeyRequest;
 use crate::paging::Page;
+use crate::tags::{parse_tag_keys, parse_tags};
 
 /// The members of a serializable response struct (every field a string).
 fn members<T: Serialize>(value: &T) -> Result<Fields> {
@@ -18,6 +19,12 @@ fn members<T: Serialize>(value: &T) -> Result<Fields> {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(Error::InternalFailure),
     }
+}
+
+/// A list member without paging: `{list: {item: [..]}}`.
+fn list<T: Serialize>(list: &str, item: &str, items: &[T]) -> Result<Fields> {
+    let items = serde_json::to_value(items).map_err(|_| Error::InternalFailure)?;
+    Ok(one(list, Value::Object(one(item, items))))
 }
 
 /// `{name: value}`.
@@ -30,8 +37,7 @@ fn one(name: &str, value: Value) -> Fields {
 /// A List response: `{list: {item: [..]}}` and the paging members, with
 /// `TotalCount`, `PageNumber` and `PageSize` as JSON integers.
 fn page<T: Serialize>(list: &str, item: &str, page: &Page<T>) -> Result<Fields> {
-    let items = serde_json::to_value(&page.items).map_err(|_| Error::InternalFailure)?;
-    let mut f = one(list, Value::Object(one(item, items)));
+    let mut f = self::list(list, item, &page.items)?;
     f.insert("TotalCount".into(), page.total_count.into());
     f.insert("PageNumber".into(), page.page_number.into());
     f.insert("PageSize".into(), page.page_size.into());
@@ -50,6 +56,11 @@ pub(super) fn create_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
             .bool("EnableAutomaticRotation")?
             .unwrap_or(d.enable_automatic_rotation),
         rotation_interval: p.rotation_interval()?,
+        tags: p
+            .optional("Tags")
+            .map(parse_tags)
+            .transpose()?
+            .unwrap_or_default(),
     };
     let meta = kms.create_key(&req)?;
     Ok(one("KeyMetadata", Value::Object(members(&meta)?)))
@@ -113,4 +124,63 @@ pub(super) fn import_key_material(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
 pub(super) fn delete_key_material(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
     kms.delete_key_material(p.required("KeyId")?)?;
     Ok(Fields::new())
+}
+
+pub(super) fn create_alias(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let alias = p.required("AliasName")?;
+    kms.create_alias(alias, p.required("KeyId")?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn update_alias(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let alias = p.required("AliasName")?;
+    kms.update_alias(alias, p.required("KeyId")?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn delete_alias(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    kms.delete_alias(p.required("AliasName")?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn list_aliases(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    page("Aliases", "Alias", &kms.list_aliases(p.paging()?)?)
+}
+
+pub(super) fn list_aliases_by_key_id(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    page(
+        "Aliases",
+        "Alias",
+        &kms.list_aliases_by_key_id(key_id, p.paging()?)?,
+    )
+}
+
+pub(super) fn tag_resource(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    kms.tag_resource(key_id, &parse_tags(p.required("Tags")?)?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn untag_resource(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    kms.untag_resource(key_id, &parse_tag_keys(p.required("TagKeys")?)?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn list_resource_tags(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    list(
+        "Tags",
+        "Tag",
+        &kms.list_resource_tags(p.required("KeyId")?)?,
+    )
+}
+
+pub(super) fn describe_regions(kms: &Kms, _: &Params<'_>) -> Result<Fields> {
+    let regions: Vec<Value> = kms
+        .describe_regions()
+        .into_iter()
+        .map(|r| Value::Object(one("RegionId", Value::String(r))))
+        .collect();
+    list("Regions", "Region", &regions)
 }

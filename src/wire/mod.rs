@@ -114,6 +114,51 @@ static ACTIONS: &[Action] = &[
         summary: "Delete an EXTERNAL key's imported material",
         run: actions::delete_key_material,
     },
+    Action {
+        name: "CreateAlias",
+        summary: "Create an alias for a key",
+        run: actions::create_alias,
+    },
+    Action {
+        name: "UpdateAlias",
+        summary: "Point an alias at another key",
+        run: actions::update_alias,
+    },
+    Action {
+        name: "DeleteAlias",
+        summary: "Delete an alias",
+        run: actions::delete_alias,
+    },
+    Action {
+        name: "ListAliases",
+        summary: "List aliases, a page at a time",
+        run: actions::list_aliases,
+    },
+    Action {
+        name: "ListAliasesByKeyId",
+        summary: "List a key's aliases, a page at a time",
+        run: actions::list_aliases_by_key_id,
+    },
+    Action {
+        name: "TagResource",
+        summary: "Add or overwrite tags on a key",
+        run: actions::tag_resource,
+    },
+    Action {
+        name: "UntagResource",
+        summary: "Remove tags from a key",
+        run: actions::untag_resource,
+    },
+    Action {
+        name: "ListResourceTags",
+        summary: "List a key's tags",
+        run: actions::list_resource_tags,
+    },
+    Action {
+        name: "DescribeRegions",
+        summary: "List the region this service answers for",
+        run: actions::describe_regions,
+    },
 ];
 
 /// The actions [`dispatch`] answers, with a one-line summary of each.

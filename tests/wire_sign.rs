@@ -483,7 +483,8 @@ fn v1_form_body() {
 fn malformed_requests_get_their_wire_codes() {
     let (kms, _) = kms_at(1_800_000_000);
     let v = verifier();
-    let cases: &[(&str, &str, &[(&str, &str)], &str)] = &[
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case<'_>] = &[
         ("PUT", "/?Action=ListKeys", &[], "UnsupportedHTTPMethod"),
         ("DELETE", "/", &[], "UnsupportedHTTPMethod"),
         ("GET", "/?Action=ListKeys", &[], "IncompleteSignature"),

@@ -166,7 +166,11 @@ impl Verifier {
             )));
         }
         let authorization = req.header("authorization");
-        let (params, timestamp, nonce) = match authorization {
+        let Signed {
+            params,
+            timestamp,
+            nonce,
+        } = match authorization {
             Some(auth) if auth.trim_start().starts_with(ACS3) => self.verify_acs3(req, auth)?,
             Some(_) => {
                 return Err(Error::IncompleteSignature(
@@ -185,7 +189,7 @@ impl Verifier {
     }
 
     /// Checks a v1 signature; returns the parameters, timestamp and nonce.
-    fn verify_v1(&self, req: &HttpRequest<'_>) -> Result<(Vec<(String, String)>, String, String)> {
+    fn verify_v1(&self, req: &HttpRequest<'_>) -> Result<Signed> {
         let params = req.params_unverified();
         let get = |name: &str| {
             params
@@ -223,15 +227,15 @@ impl Verifier {
             .filter(|v| !v.is_empty())
             .ok_or(Error::MissingParameter("SignatureNonce"))?
             .to_owned();
-        Ok((params, timestamp, nonce))
+        Ok(Signed {
+            params,
+            timestamp,
+            nonce,
+        })
     }
 
     /// Checks an ACS3 signature; returns the parameters, timestamp and nonce.
-    fn verify_acs3(
-        &self,
-        req: &HttpRequest<'_>,
-        authorization: &str,
-    ) -> Result<(Vec<(String, String)>, String, String)> {
+    fn verify_acs3(&self, req: &HttpRequest<'_>, authorization: &str) -> Result<Signed> {
         let auth = parse_acs3_authorization(authorization)?;
         self.check_access_key_id(auth.credential)?;
         let signed: Vec<String> = auth
@@ -321,7 +325,11 @@ impl Verifier {
         if nonce.is_empty() {
             return Err(Error::MissingParameter("SignatureNonce"));
         }
-        Ok((params, timestamp, nonce))
+        Ok(Signed {
+            params,
+            timestamp,
+            nonce,
+        })
     }
 
     fn check_access_key_id(&self, id: &str) -> Result<()> {
@@ -348,6 +356,13 @@ impl Verifier {
         nonces.insert(nonce, forget_after);
         Ok(())
     }
+}
+
+/// What a correct signature vouches for.
+struct Signed {
+    params: Vec<(String, String)>,
+    timestamp: String,
+    nonce: String,
 }
 
 /// The parts of an ACS3 `Authorization` header.

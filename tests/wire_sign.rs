@@ -628,3 +628,63 @@ fn handle_renders_verification_failures() {
     assert_eq!(v["Code"], "UnsupportedHTTPMethod");
     assert_eq!(v["HttpStatus"], 403);
 }
+
+fn header_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "Authorization",
+            "authorization",
+            "host",
+            "content-type",
+            "x-acs-action",
+            "x-acs-date",
+            "x-acs-signature-nonce",
+            "x-acs-content-sha256",
+        ])
+        .prop_map(str::to_owned),
+        "[a-zA-Z-]{1,12}",
+    ]
+}
+
+fn header_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(
+            "ACS3-HMAC-SHA256 Credential=testid,SignedHeaders=host;x-acs-date,Signature=00"
+                .to_owned()
+        ),
+        Just("ACS3-HMAC-SHA256 ,,==,".to_owned()),
+        Just("application/x-www-form-urlencoded".to_owned()),
+        Just("2026-11-27T18:00:42Z".to_owned()),
+        Just("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".to_owned()),
+        any::<String>(),
+    ]
+}
+
+fn target() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "/\\?([A-Za-z%+=&0-9.~-]{0,60})",
+        Just("/?Action=ListKeys&Signature=x&SignatureMethod=HMAC-SHA1&AccessKeyId=testid&Timestamp=2026-11-27T18%3A00%3A42Z&SignatureNonce=n".to_owned()),
+    ]
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// No request makes verification and dispatch panic or answer 500.
+    #[test]
+    fn arbitrary_http_requests_never_panic_or_500(
+        method in prop_oneof![Just("GET".to_owned()), Just("POST".to_owned()), "[A-Z]{0,8}"],
+        target in target(),
+        headers in prop::collection::vec((header_name(), header_value()), 0..6),
+        body in prop_oneof![prop::collection::vec(any::<u8>(), 0..64), "[A-Za-z%+=&0-9]{0,64}".prop_map(String::into_bytes)],
+    ) {
+        let (kms, _) = kms_at(parse_timestamp("2026-11-27T18:00:42Z").expect("time"));
+        let req = HttpRequest { method: &method, target: &target, headers: &headers, body: &body };
+        let r = wire::handle(&kms, &verifier(), &req);
+        prop_assert_ne!(r.status, 500);
+        prop_assert!((400..500).contains(&r.status), "{} {}", r.status, r.body);
+    }
+}

@@ -29,9 +29,12 @@ impl<'a> Params<'a> {
         let mut seen = HashSet::with_capacity(pairs.len());
         for (name, _) in pairs {
             if !seen.insert(name.as_str()) {
-                return Err(Error::InvalidParameter {
-                    param: wire_name(name),
-                    reason: "is given more than once".into(),
+                return Err(match wire_name(name) {
+                    Some(param) => Error::invalid(param, "is given more than once"),
+                    None => Error::invalid(
+                        "parameters",
+                        format!("{} is given more than once", crate::kms::shorten(name)),
+                    ),
                 });
             }
         }
@@ -127,15 +130,10 @@ fn parse_integer<T: TryFrom<u64>>(name: &'static str, v: &str) -> Result<T> {
     T::try_from(n).map_err(|_| bad())
 }
 
-/// The `&'static` name of a parameter for an error message: the known wire
-/// names are static; anything else is reported as a generic name, since
-/// `Error` carries only static parameter names.
-pub(crate) fn wire_name(name: &str) -> &'static str {
-    KNOWN_PARAMETERS
-        .iter()
-        .copied()
-        .find(|k| *k == name)
-        .unwrap_or("parameter")
+/// The `&'static` wire name equal to `name`, if it is one the wire layer
+/// knows (`Error` carries only static parameter names).
+fn wire_name(name: &str) -> Option<&'static str> {
+    KNOWN_PARAMETERS.iter().copied().find(|k| *k == name)
 }
 
 /// Every parameter name the wire layer reads, and the common ones the SDKs
@@ -208,6 +206,9 @@ mod tests {
         let e = Params::new(&p).unwrap_err();
         assert_eq!(e.code(), "InvalidParameter");
         assert!(e.to_string().contains("KeyId"), "{e}");
+        let p = pairs(&[("Odd", "a"), ("Odd", "b")]);
+        let e = Params::new(&p).unwrap_err();
+        assert!(e.to_string().contains("Odd is given more than once"), "{e}");
     }
 
     #[test]

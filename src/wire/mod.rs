@@ -27,6 +27,7 @@ mod render;
 pub mod sign;
 
 use serde_json::{Map, Value};
+use zeroize::Zeroize as _;
 
 use crate::error::{Error, Result};
 use crate::kms::{Kms, new_uuid};
@@ -198,10 +199,26 @@ fn request_id() -> String {
 
 fn success(format: Format, action: &str, mut fields: Fields) -> Response {
     fields.insert("RequestId".into(), Value::String(request_id()));
+    let body = render::body(format, &format!("{action}Response"), &fields);
+    // The members may hold plaintext (Decrypt, GenerateDataKey): clear this
+    // copy. The body is the caller's to handle.
+    for v in fields.values_mut() {
+        clear(v);
+    }
     Response {
         status: 200,
         content_type: format.content_type(),
-        body: render::body(format, &format!("{action}Response"), &fields),
+        body,
+    }
+}
+
+/// Zeroizes every string in `v`.
+fn clear(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(clear),
+        Value::Object(m) => m.values_mut().for_each(clear),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 

@@ -16,10 +16,10 @@
 //! # Ok::<(), localkms::Error>(())
 //! ```
 //!
-//! Every action is one entry of [`ACTIONS`] and one parse-and-call function
-//! in `actions.rs`; parameter parsing is shared (`params.rs`), and so is
-//! rendering (`render.rs`). Request signatures are checked by
-//! [`sign::Verifier`] before [`dispatch`] is called.
+//! Every action is one entry of the `ACTIONS` table and one parse-and-call
+//! function in `actions.rs`; parameter parsing is shared (`params.rs`), and
+//! so is rendering (`render.rs`). Request signatures are checked by
+//! [`sign::Verifier`] before [`dispatch`] is called; [`handle`] does both.
 
 mod actions;
 mod params;

@@ -95,6 +95,13 @@ pub enum Error {
     ServiceUnavailable,
     /// An injected internal failure.
     InternalFailure,
+    /// Reading or writing a caller's stream failed (envelope streaming).
+    Io {
+        /// The kind of I/O error.
+        kind: std::io::ErrorKind,
+        /// The I/O error's message.
+        message: String,
+    },
 }
 
 /// The four state-table rejections of SPEC section 2.
@@ -159,7 +166,8 @@ impl Error {
             | Self::StoreLocked(_)
             | Self::CorruptStore(_)
             | Self::Storage(_)
-            | Self::InternalFailure => "InternalFailure",
+            | Self::InternalFailure
+            | Self::Io { .. } => "InternalFailure",
             Self::IncompleteSignature(_) => "IncompleteSignature",
             Self::IllegalTimestamp => "IllegalTimestamp",
             Self::SignatureNonceUsed => "SignatureNonceUsed",
@@ -202,7 +210,8 @@ impl Error {
             | Self::StoreLocked(_)
             | Self::CorruptStore(_)
             | Self::Storage(_)
-            | Self::InternalFailure => 500,
+            | Self::InternalFailure
+            | Self::Io { .. } => 500,
             Self::ServiceUnavailable => 503,
         }
     }
@@ -275,6 +284,7 @@ impl fmt::Display for Error {
             Self::Throttling => f.write_str("The request was throttled; retry later."),
             Self::ServiceUnavailable => f.write_str("The service is temporarily unavailable; retry later."),
             Self::InternalFailure => f.write_str("An internal failure occurred."),
+            Self::Io { message, .. } => write!(f, "A stream failed: {message}."),
         }
     }
 }
@@ -287,6 +297,15 @@ impl From<StoreError> for Error {
             StoreError::Locked(why) => Self::StoreLocked(why),
             StoreError::Corrupt(why) => Self::CorruptStore(why.into()),
             other => Self::Storage(other),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io {
+            kind: e.kind(),
+            message: e.to_string(),
         }
     }
 }

@@ -11,7 +11,7 @@ use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::KeyInit;
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
+use crate::error::{Error, Rejection, Result};
 use crate::keystore::{Batch, Keystore, MemoryKeystore, Scan, SledKeystore};
 use crate::record::{
     Counters, KeyRecord, META_COUNTERS, META_FORMAT, META_ROOT_CHECK, NS_DELETION, NS_KEY,
@@ -498,6 +498,7 @@ impl Kms {
     }
 
     /// The record of `key_id`, after due changes.
+    #[allow(dead_code)] // for operations that need the record only
     pub(crate) fn record(&self, key_id: &str) -> Result<KeyRecord> {
         Ok(self.entry(key_id)?.record.clone())
     }
@@ -572,11 +573,19 @@ impl Kms {
             return Err(Error::KeyVersionNotFound(version_id.to_owned()));
         }
         let id = material_id(key_id, version_id);
-        let sealed = self.store.get(NS_MATERIAL, &id)?.ok_or_else(|| {
-            Error::CorruptStore(
+        let Some(sealed) = self.store.get(NS_MATERIAL, &id)? else {
+            // DeleteKeyMaterial (or expiry) may have landed after `entry`
+            // was read: then the key is now PendingImport, not corrupt.
+            let now = self.entry(key_id)?;
+            if !now.record.has_material() {
+                let state = now.record.state;
+                let rejection = Rejection::for_use(state).unwrap_or(Rejection::PendingImport);
+                return Err(Error::rejected(rejection, key_id, state));
+            }
+            return Err(Error::CorruptStore(
                 format!("material of {key_id} version {version_id} is missing").into(),
-            )
-        })?;
+            ));
+        };
         let material = self
             .root
             .open(NS_MATERIAL, &id, &sealed)

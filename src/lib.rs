@@ -3,7 +3,11 @@
 #![warn(missing_docs)]
 
 mod alias;
+mod blob;
 mod clock;
+mod context;
+mod crypto;
+mod envelope;
 mod error;
 mod import;
 mod import_token;
@@ -21,6 +25,14 @@ pub mod wire;
 
 pub use alias::{AliasEntry, AliasName};
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
+pub use context::{EncryptionContext, MAX_ENCRYPTION_CONTEXT_CHARS};
+#[doc(hidden)]
+pub use crypto::internal;
+pub use crypto::{
+    DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest, MAX_DATA_KEY_BYTES,
+    MAX_PLAINTEXT_BYTES, PlaintextKind, SecretBytes,
+};
+pub use envelope::{ENVELOPE_CHUNK_BYTES, EnvelopeInfo};
 pub use error::{
     DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
 };

@@ -181,6 +181,29 @@ mod tests {
         }
     }
 
+    /// The committed v1 key record decodes to these values, and encodes back
+    /// to the same bytes: the stored format is pinned.
+    #[test]
+    fn key_record_v1_golden() {
+        let bytes = include_bytes!("../tests/data/key-record-v1.bin");
+        let r = KeyRecord::decode(bytes).expect("decode golden record");
+        assert_eq!(r.key_id, "11111111-1111-4111-8111-111111111111");
+        assert_eq!((r.seq, r.created), (7, 1_767_225_600));
+        assert_eq!(r.state, KeyState::PendingDeletion);
+        assert_eq!(r.protection, ProtectionLevel::Hsm);
+        assert_eq!(r.delete_date, Some(1_767_830_400));
+        assert_eq!(r.versions[0].id, "22222222-2222-4222-8222-222222222222");
+        assert!(r.automatic_rotation);
+        assert_eq!(r.rotation_interval, Some(604_800));
+        assert_eq!(r.encode().expect("encode"), bytes.to_vec());
+        // A record from before later optional fields existed still decodes.
+        let minimal = br#"{"key_id":"k","seq":0,"created":0,"description":"","state":"Enabled","usage":"ENCRYPT/DECRYPT","spec":"Aliyun_AES_256","origin":"EXTERNAL","protection":"SOFTWARE"}"#;
+        let mut old = vec![1u8];
+        old.extend_from_slice(minimal);
+        let r = KeyRecord::decode(&old).expect("decode minimal record");
+        assert!(r.versions.is_empty() && r.delete_date.is_none());
+    }
+
     #[test]
     fn key_record_rejects_unknown_format() {
         assert_eq!(

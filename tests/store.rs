@@ -203,3 +203,54 @@ fn hold_store_child() {
         .expect("wait for parent");
     drop(kms);
 }
+
+#[test]
+fn root_key_from_an_environment_variable() {
+    use std::process::Command;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let id = open(dir.path(), &[1; 32])
+        .expect("create")
+        .create_key(&CreateKeyRequest::default())
+        .expect("key")
+        .key_id;
+    let run = |key_hex: &str| {
+        let out = Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "--exact",
+                "env_root_key_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("LOCALKMS_ENV_DIR", dir.path())
+            .env("LOCALKMS_ENV_KEY_ID", &id)
+            .env("LOCALKMS_TEST_ROOT_KEY", key_hex)
+            .output()
+            .expect("run child");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(run(&"01".repeat(32)).contains("result=Enabled"));
+    assert!(run(&"02".repeat(32)).contains("result=InternalFailure:WrongRootKey"));
+    assert!(run("not a key").contains("result=InternalFailure:InvalidRootKey"));
+}
+
+/// The child side: opens the store with the root key from the environment.
+#[test]
+fn env_root_key_child() {
+    let Some(dir) = std::env::var_os("LOCALKMS_ENV_DIR") else {
+        return;
+    };
+    let id = std::env::var("LOCALKMS_ENV_KEY_ID").expect("key id");
+    let result = Kms::builder()
+        .sled(std::path::Path::new(&dir))
+        .root_key_env("LOCALKMS_TEST_ROOT_KEY")
+        .build()
+        .and_then(|kms| kms.describe_key(&id));
+    match result {
+        Ok(m) => println!("result={}", m.key_state),
+        Err(e) => {
+            let kind = format!("{e:?}");
+            let kind = kind.split('(').next().unwrap_or_default();
+            println!("result={}:{kind}", e.code());
+        }
+    }
+}

@@ -37,9 +37,15 @@ fn python_wrapped_material_encrypts_and_decrypts_with_every_algorithm() {
         let id = external(&kms);
         import_with_python(&kms, &id, alg, &random_material());
         let version = kms.describe_key(&id).expect("describe").primary_key_version;
-        let out = kms.encrypt(&id, b"bring your own key", &ctx).expect("encrypt");
+        let out = kms
+            .encrypt(&id, b"bring your own key", &ctx)
+            .expect("encrypt");
         let back = kms.decrypt(&out.ciphertext_blob, &ctx).expect("decrypt");
-        assert_eq!(back.plaintext, b"bring your own key", "{alg}");
+        assert_eq!(
+            back.plaintext.expose_secret(),
+            b"bring your own key",
+            "{alg}"
+        );
         assert_eq!(back.key_id, id);
         assert_eq!(back.key_version_id, version);
     }
@@ -52,10 +58,16 @@ fn ciphertexts_decrypt_again_after_the_same_material_is_reimported() {
     let id = external(&kms);
     let material = random_material();
     import_with_python(&kms, &id, WrappingAlgorithm::RsaesOaepSha256, &material);
-    let blob = kms.encrypt(&id, b"made before", &ctx).expect("encrypt").ciphertext_blob;
+    let blob = kms
+        .encrypt(&id, b"made before", &ctx)
+        .expect("encrypt")
+        .ciphertext_blob;
 
     kms.delete_key_material(&id).expect("delete key material");
-    assert_eq!(kms.describe_key(&id).expect("d").key_state, KeyState::PendingImport);
+    assert_eq!(
+        kms.describe_key(&id).expect("d").key_state,
+        KeyState::PendingImport
+    );
     let e = kms.decrypt(&blob, &ctx).unwrap_err();
     assert_eq!(e.code(), "Rejected.PendingImport");
     let e = kms.encrypt(&id, b"x", &ctx).unwrap_err();
@@ -66,12 +78,13 @@ fn ciphertexts_decrypt_again_after_the_same_material_is_reimported() {
     let p = params(&kms, &id, WrappingAlgorithm::RsaesPkcs1V15);
     let other = wrap_with_python(&p, WrappingAlgorithm::RsaesPkcs1V15, &random_material());
     assert_eq!(
-        kms.import_key_material(&id, &other, &p.import_token, None).unwrap_err(),
+        kms.import_key_material(&id, &other, &p.import_token, None)
+            .unwrap_err(),
         Error::InvalidKeyMaterial
     );
     import_with_python(&kms, &id, WrappingAlgorithm::RsaesPkcs1V15, &material);
     let back = kms.decrypt(&blob, &ctx).expect("decrypts again");
-    assert_eq!(back.plaintext, b"made before");
+    assert_eq!(back.plaintext.expose_secret(), b"made before");
 }
 
 #[test]
@@ -84,10 +97,22 @@ fn expired_material_stops_encryption_until_reimported() {
     let wrapped = wrap_with_python(&p, WrappingAlgorithm::RsaesOaepSha1, &material);
     kms.import_key_material(&id, &wrapped, &p.import_token, Some(T0 + 60))
         .expect("import");
-    let blob = kms.encrypt(&id, b"short-lived", &ctx).expect("encrypt").ciphertext_blob;
+    let blob = kms
+        .encrypt(&id, b"short-lived", &ctx)
+        .expect("encrypt")
+        .ciphertext_blob;
     clock.set(T0 + 60);
-    assert_eq!(kms.decrypt(&blob, &ctx).unwrap_err().code(), "Rejected.PendingImport");
+    assert_eq!(
+        kms.decrypt(&blob, &ctx).unwrap_err().code(),
+        "Rejected.PendingImport"
+    );
     kms.import_key_material(&id, &wrapped, &p.import_token, None)
         .expect("same token, same material");
-    assert_eq!(kms.decrypt(&blob, &ctx).expect("decrypt").plaintext, b"short-lived");
+    assert_eq!(
+        kms.decrypt(&blob, &ctx)
+            .expect("decrypt")
+            .plaintext
+            .expose_secret(),
+        b"short-lived"
+    );
 }

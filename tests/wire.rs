@@ -307,6 +307,9 @@ fn required_parameters_are_named() {
             ],
         ),
         ("DeleteKeyMaterial", &[("KeyId", &id)]),
+        ("Encrypt", &[("KeyId", &id), ("Plaintext", "x")]),
+        ("GenerateDataKey", &[("KeyId", &id)]),
+        ("Decrypt", &[("CiphertextBlob", "AAAA")]),
         ("CreateAlias", &[("AliasName", "alias/a"), ("KeyId", &id)]),
         ("UpdateAlias", &[("AliasName", "alias/a"), ("KeyId", &id)]),
         ("DeleteAlias", &[("AliasName", "alias/a")]),
@@ -765,6 +768,227 @@ fn aliases_tags_and_regions_through_the_wire() {
     );
 }
 
+const TRICKY: &str = "hello world+/=*~ é & 漢字 \" ' < > \\ \n\t%00";
+
+#[test]
+fn encrypt_decrypt_and_data_keys_through_the_wire() {
+    let (kms, _) = kms();
+    let id = create(&kms);
+    ok(
+        &kms,
+        &[
+            ("Action", "CreateAlias"),
+            ("AliasName", "alias/app"),
+            ("KeyId", &id),
+        ],
+    );
+    let e = ok(
+        &kms,
+        &[
+            ("Action", "Encrypt"),
+            ("KeyId", "alias/app"),
+            ("Plaintext", TRICKY),
+            ("EncryptionContext", r#"{"tenant":"t 1","a":"b"}"#),
+        ],
+    );
+    assert_eq!(e["KeyId"], id.as_str());
+    let version = e["KeyVersionId"].as_str().expect("version").to_owned();
+    let blob = e["CiphertextBlob"].as_str().expect("blob").to_owned();
+    // Context key order does not matter.
+    let d = ok(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", &blob),
+            ("EncryptionContext", r#"{"a":"b","tenant":"t 1"}"#),
+        ],
+    );
+    assert_eq!(d["Plaintext"], TRICKY);
+    assert_eq!(
+        (d["KeyId"].as_str(), d["KeyVersionId"].as_str()),
+        (Some(id.as_str()), Some(version.as_str()))
+    );
+    // XML carries the same text.
+    let r = raw(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("Format", "XML"),
+            ("CiphertextBlob", &blob),
+            ("EncryptionContext", r#"{"a":"b","tenant":"t 1"}"#),
+        ],
+    );
+    assert!(
+        r.body
+            .contains("<Plaintext>hello world+/=*~ é &amp; 漢字 &quot; &apos; &lt; &gt;"),
+        "{}",
+        r.body
+    );
+    // Wrong context, no context, and a tampered blob: one uniform error.
+    let m1 = err(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", &blob),
+            ("EncryptionContext", r#"{"tenant":"t 2","a":"b"}"#),
+        ],
+        "InvalidParameter",
+        400,
+    );
+    let m2 = err(
+        &kms,
+        &[("Action", "Decrypt"), ("CiphertextBlob", &blob)],
+        "InvalidParameter",
+        400,
+    );
+    let m3 = err(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", "AbC+/dEf=="),
+            ("EncryptionContext", "{}"),
+        ],
+        "InvalidParameter",
+        400,
+    );
+    assert_eq!((&m1, &m2), (&m3, &m3));
+    assert_eq!(m1, localkms::DECRYPTION_FAILED_MESSAGE);
+    // An empty context is no context.
+    let e = ok(
+        &kms,
+        &[
+            ("Action", "Encrypt"),
+            ("KeyId", &id),
+            ("Plaintext", "x"),
+            ("EncryptionContext", "{}"),
+        ],
+    );
+    let blob2 = e["CiphertextBlob"].as_str().expect("blob");
+    let d = ok(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", blob2),
+            ("EncryptionContext", ""),
+        ],
+    );
+    assert_eq!(d["Plaintext"], "x");
+    for bad in ["[]", "{\"a\":1}", "not json", "{\"a\":\"b\",\"a\":\"c\"}"] {
+        let m = err(
+            &kms,
+            &[
+                ("Action", "Encrypt"),
+                ("KeyId", &id),
+                ("Plaintext", "x"),
+                ("EncryptionContext", bad),
+            ],
+            "InvalidParameter",
+            400,
+        );
+        assert!(m.contains("EncryptionContext"), "{bad}: {m}");
+    }
+    let big = "x".repeat(6145);
+    let m = err(
+        &kms,
+        &[("Action", "Encrypt"), ("KeyId", &id), ("Plaintext", &big)],
+        "InvalidParameter",
+        400,
+    );
+    assert!(m.contains("Plaintext"), "{m}");
+
+    // Data keys.
+    for (extra, len) in [
+        (&[][..], 32),
+        (&[("KeySpec", "AES_128")][..], 16),
+        (&[("NumberOfBytes", "1")][..], 1),
+        (
+            &[("NumberOfBytes", "1024"), ("KeySpec", "AES_128")][..],
+            1024,
+        ),
+    ] {
+        let mut p = vec![
+            ("Action", "GenerateDataKey"),
+            ("KeyId", id.as_str()),
+            ("EncryptionContext", r#"{"k":"v"}"#),
+        ];
+        p.extend_from_slice(extra);
+        let g = ok(&kms, &p);
+        let plain = g["Plaintext"].as_str().expect("Plaintext");
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(plain)
+            .expect("base64");
+        assert_eq!(bytes.len(), len);
+        let d = ok(
+            &kms,
+            &[
+                ("Action", "Decrypt"),
+                (
+                    "CiphertextBlob",
+                    g["CiphertextBlob"].as_str().expect("blob"),
+                ),
+                ("EncryptionContext", r#"{"k":"v"}"#),
+            ],
+        );
+        assert_eq!(d["Plaintext"], plain);
+    }
+    for (param, value) in [
+        ("NumberOfBytes", "0"),
+        ("NumberOfBytes", "1025"),
+        ("NumberOfBytes", "-1"),
+        ("NumberOfBytes", "99999999999"),
+        ("KeySpec", "aes_256"),
+        ("KeySpec", "Aliyun_AES_256"),
+    ] {
+        let m = err(
+            &kms,
+            &[
+                ("Action", "GenerateDataKey"),
+                ("KeyId", &id),
+                (param, value),
+            ],
+            "InvalidParameter",
+            400,
+        );
+        assert!(m.contains(param), "{param}={value}: {m}");
+    }
+
+    // State rejections.
+    ok(&kms, &[("Action", "DisableKey"), ("KeyId", &id)]);
+    err(
+        &kms,
+        &[("Action", "Encrypt"), ("KeyId", &id), ("Plaintext", "x")],
+        "Rejected.Disabled",
+        409,
+    );
+    err(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", &blob),
+            ("EncryptionContext", r#"{"a":"b","tenant":"t 1"}"#),
+        ],
+        "Rejected.Disabled",
+        409,
+    );
+    err(
+        &kms,
+        &[("Action", "GenerateDataKey"), ("KeyId", "alias/app")],
+        "Rejected.Disabled",
+        409,
+    );
+    err(
+        &kms,
+        &[
+            ("Action", "Encrypt"),
+            ("KeyId", "alias/none"),
+            ("Plaintext", "x"),
+        ],
+        "Forbidden.AliasNotFound",
+        404,
+    );
+}
+
 #[test]
 fn every_action_is_listed_once() {
     let names: Vec<&str> = wire::actions().map(|(n, _)| n).collect();
@@ -783,6 +1007,9 @@ fn every_action_is_listed_once() {
         "GetParametersForImport",
         "ImportKeyMaterial",
         "DeleteKeyMaterial",
+        "Encrypt",
+        "GenerateDataKey",
+        "Decrypt",
         "CreateAlias",
         "UpdateAlias",
         "DeleteAlias",

@@ -7,6 +7,8 @@ use serde_json::Value;
 
 use super::Fields;
 use super::params::Params;
+use crate::context::EncryptionContext;
+use crate::crypto::GenerateDataKeyRequest;
 use crate::error::{Error, Result};
 use crate::kms::Kms;
 use crate::lifecycle::CreateKeyRequest;
@@ -25,6 +27,20 @@ fn members<T: Serialize>(value: &T) -> Result<Fields> {
 fn list<T: Serialize>(list: &str, item: &str, items: &[T]) -> Result<Fields> {
     let items = serde_json::to_value(items).map_err(|_| Error::InternalFailure)?;
     Ok(one(list, Value::Object(one(item, items))))
+}
+
+/// The optional `EncryptionContext` (empty is none).
+fn context(p: &Params<'_>, name: &str) -> Result<EncryptionContext> {
+    p.optional(name).map_or_else(
+        || Ok(EncryptionContext::empty()),
+        EncryptionContext::from_json,
+    )
+}
+
+/// Moves a secret string into a member; [`super::success`] clears it after
+/// writing the body.
+fn secret(mut s: zeroize::Zeroizing<String>) -> Value {
+    Value::String(std::mem::take(&mut *s))
 }
 
 /// `{name: value}`.
@@ -183,4 +199,43 @@ pub(super) fn describe_regions(kms: &Kms, _: &Params<'_>) -> Result<Fields> {
         .map(|r| Value::Object(one("RegionId", Value::String(r))))
         .collect();
     list("Regions", "Region", &regions)
+}
+
+pub(super) fn encrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let plaintext = p.required("Plaintext")?;
+    let r = kms.encrypt(
+        key_id,
+        plaintext.as_bytes(),
+        &context(p, "EncryptionContext")?,
+    )?;
+    let mut f = one("KeyId", r.key_id.into());
+    f.insert("KeyVersionId".into(), r.key_version_id.into());
+    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
+    Ok(f)
+}
+
+pub(super) fn generate_data_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let req = GenerateDataKeyRequest {
+        key_spec: p.parse("KeySpec")?,
+        number_of_bytes: p.integer("NumberOfBytes")?,
+        encryption_context: context(p, "EncryptionContext")?,
+        ..GenerateDataKeyRequest::default()
+    };
+    let r = kms.generate_data_key(key_id, &req)?;
+    let mut f = one("KeyId", r.key_id.into());
+    f.insert("KeyVersionId".into(), r.key_version_id.into());
+    f.insert("Plaintext".into(), secret(r.plaintext.to_base64()));
+    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
+    Ok(f)
+}
+
+pub(super) fn decrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let blob = p.required("CiphertextBlob")?;
+    let r = kms.decrypt(blob, &context(p, "EncryptionContext")?)?;
+    let mut f = one("KeyId", r.key_id.clone().into());
+    f.insert("KeyVersionId".into(), r.key_version_id.clone().into());
+    f.insert("Plaintext".into(), secret(r.wire_plaintext()));
+    Ok(f)
 }

@@ -101,6 +101,21 @@ static ACTIONS: &[Action] = &[
         run: actions::cancel_key_deletion,
     },
     Action {
+        name: "Encrypt",
+        summary: "Encrypt up to 6 KiB of text under a key",
+        run: actions::encrypt,
+    },
+    Action {
+        name: "GenerateDataKey",
+        summary: "Generate a data key, returned in plaintext and encrypted",
+        run: actions::generate_data_key,
+    },
+    Action {
+        name: "Decrypt",
+        summary: "Decrypt a CiphertextBlob from Encrypt or GenerateDataKey",
+        run: actions::decrypt,
+    },
+    Action {
         name: "GetParametersForImport",
         summary: "Get a wrapping public key and import token for an EXTERNAL key",
         run: actions::get_parameters_for_import,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::Fields;
 use super::params::Params;
+use crate::blob::PlaintextKind;
 use crate::context::EncryptionContext;
 use crate::crypto::GenerateDataKeyRequest;
 use crate::error::{Error, Result};
@@ -236,6 +237,12 @@ pub(super) fn decrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
     let r = kms.decrypt(blob, &context(p, "EncryptionContext")?)?;
     let mut f = one("KeyId", r.key_id.clone().into());
     f.insert("KeyVersionId".into(), r.key_version_id.clone().into());
-    f.insert("Plaintext".into(), secret(r.wire_plaintext()));
+    // `wire_plaintext` converts text lossily; valid UTF-8 (all text that came
+    // over the wire) takes the quick, exact path here.
+    let text = match (r.kind, std::str::from_utf8(r.plaintext.expose_secret())) {
+        (PlaintextKind::Text, Ok(s)) => zeroize::Zeroizing::new(s.to_owned()),
+        _ => r.wire_plaintext(),
+    };
+    f.insert("Plaintext".into(), secret(text));
     Ok(f)
 }

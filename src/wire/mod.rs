@@ -26,11 +26,15 @@ mod params;
 mod render;
 pub mod sign;
 
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::{Map, Value};
 use zeroize::Zeroize as _;
 
 use crate::error::{Error, Result};
-use crate::kms::{Kms, new_uuid};
+use crate::kms::Kms;
 use params::Params;
 use render::Format;
 
@@ -205,20 +209,39 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
     }
 }
 
-/// A fresh `RequestId`: an uppercase UUID, as the service sends.
+/// A fresh `RequestId`: an uppercase UUID v4, as the service sends.
+///
+/// Request ids need to be unique, not secret, so they come from a keyed
+/// hash (SipHash under a per-process random key) of a counter rather than a
+/// system call per response.
 fn request_id() -> String {
-    new_uuid()
-        .unwrap_or_else(|_| String::from("00000000-0000-0000-0000-000000000000"))
-        .to_uppercase()
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let key = KEY.get_or_init(RandomState::new);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&key.hash_one((n, 0u8)).to_le_bytes());
+    bytes[8..].copy_from_slice(&key.hash_one((n, 1u8)).to_le_bytes());
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_upper(&mut buf)
+        .to_owned()
 }
+
+/// Response members that may hold plaintext, cleared after rendering.
+const SECRET_MEMBERS: &[&str] = &["Plaintext"];
 
 fn success(format: Format, action: &str, mut fields: Fields) -> Response {
     fields.insert("RequestId".into(), Value::String(request_id()));
-    let body = render::body(format, &format!("{action}Response"), &fields);
-    // The members may hold plaintext (Decrypt, GenerateDataKey): clear this
-    // copy. The body is the caller's to handle.
-    for v in fields.values_mut() {
-        clear(v);
+    let body = render::body(format, action, &fields);
+    // Plaintext members (Decrypt, GenerateDataKey): clear this copy. The
+    // body is the caller's to handle.
+    for name in SECRET_MEMBERS {
+        if let Some(v) = fields.get_mut(*name) {
+            clear(v);
+        }
     }
     Response {
         status: 200,
@@ -250,7 +273,7 @@ fn error_response(format: Format, e: &Error) -> Response {
     Response {
         status,
         content_type: format.content_type(),
-        body: render::body(format, "Error", &fields),
+        body: render::error_body(format, &fields),
     }
 }
 

@@ -4,7 +4,6 @@
 //! `true`/`false` in any case; integers are plain decimal; enums are
 //! case-sensitive.
 
-use std::collections::HashSet;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
@@ -26,9 +25,10 @@ impl<'a> Params<'a> {
     /// `InvalidParameter` naming a parameter given more than once: which of
     /// two values was meant (and signed) is ambiguous.
     pub(crate) fn new(pairs: &'a [(String, String)]) -> Result<Self> {
-        let mut seen = HashSet::with_capacity(pairs.len());
-        for (name, _) in pairs {
-            if !seen.insert(name.as_str()) {
+        let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        if let Some(name) = names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
+            {
                 return Err(match wire_name(name) {
                     Some(param) => Error::invalid(param, "is given more than once"),
                     None => Error::invalid(

@@ -6,6 +6,8 @@
 //! member, inside its parent (`{"Keys":{"Key":[a,b]}}` is
 //! `<Keys><Key>a</Key><Key>b</Key></Keys>`).
 
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value};
 
 /// A response body format, chosen by the `Format` parameter.
@@ -36,17 +38,107 @@ impl Format {
     }
 }
 
-/// Writes `fields` as a body whose XML root element is `root`.
-pub(crate) fn body(format: Format, root: &str, fields: &Map<String, Value>) -> String {
+/// Writes the success body of `action`: XML root `{action}Response`.
+pub(crate) fn body(format: Format, action: &str, fields: &Map<String, Value>) -> String {
     match format {
         Format::Json => json(fields),
-        Format::Xml => xml(root, fields),
+        Format::Xml => xml(&format!("{action}Response"), fields),
+    }
+}
+
+/// Writes an error body: XML root `Error`.
+pub(crate) fn error_body(format: Format, fields: &Map<String, Value>) -> String {
+    match format {
+        Format::Json => json(fields),
+        Format::Xml => xml("Error", fields),
     }
 }
 
 fn json(fields: &Map<String, Value>) -> String {
-    // Serializing a map of JSON values cannot fail (string keys only).
-    serde_json::to_string(fields).unwrap_or_else(|_| String::from("{}"))
+    let mut out = String::with_capacity(
+        64 + fields
+            .iter()
+            .map(|(k, v)| k.len() + text_len(v))
+            .sum::<usize>(),
+    );
+    write_json_object(&mut out, fields);
+    out
+}
+
+/// About how long `v` is as text: sizes the output buffer once.
+fn text_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.len() + 8,
+        Value::Array(items) => items.iter().map(text_len).sum::<usize>() + 2,
+        Value::Object(m) => {
+            m.iter()
+                .map(|(k, v)| k.len() + 4 + text_len(v))
+                .sum::<usize>()
+                + 2
+        }
+        _ => 16,
+    }
+}
+
+fn write_json_object(out: &mut String, m: &Map<String, Value>) {
+    out.push('{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_string(out, k);
+        out.push(':');
+        write_json_value(out, v);
+    }
+    out.push('}');
+}
+
+fn write_json_value(out: &mut String, v: &Value) {
+    match v {
+        Value::Object(m) => write_json_object(out, m),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_json_string(out, s),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Null => out.push_str("null"),
+    }
+}
+
+/// A JSON string (RFC 8259 section 7): `"` and `\` escaped, control
+/// characters as `\uXXXX` (or their short forms); everything else as is.
+/// Most strings (ids, base64) need no escape: one pass finds that out.
+fn write_json_string(out: &mut String, s: &str) {
+    let needs_escape = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+    out.push('"');
+    if !s.bytes().fold(false, |acc, b| acc | needs_escape(b)) {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if u32::from(c) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", u32::from(c)); // cannot fail on a String
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
 }
 
 fn xml(root: &str, fields: &Map<String, Value>) -> String {
@@ -108,6 +200,25 @@ mod tests {
             Value::Object(m) => m,
             _ => unreachable!(),
         }
+    }
+
+    proptest::proptest! {
+        /// Any text survives a round trip through the JSON writer.
+        #[test]
+        fn json_strings_round_trip(s in proptest::prelude::any::<String>(), k in "[\\x00-\\x7f]{0,8}") {
+            let mut m = Map::new();
+            m.insert(k, Value::String(s));
+            m.insert("n".into(), Value::from(42u64));
+            let v = Value::Object(m.clone());
+            proptest::prop_assert_eq!(serde_json::from_str::<Value>(&json(&m)).ok(), Some(v));
+        }
+    }
+
+    #[test]
+    fn json_escapes() {
+        let m = obj(json!({"a": "\"\\\n\r\t\u{8}\u{c}\u{1}\u{1f} é\u{2028}"}));
+        let want = "{\"a\":\"\\\"\\\\\\n\\r\\t\\b\\f\\u0001\\u001f é\u{2028}\"}";
+        assert_eq!(json(&m), want);
     }
 
     #[test]

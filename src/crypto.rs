@@ -394,7 +394,6 @@ impl Kms {
     /// Seals a decrypted payload under another key, keeping its kind, so a
     /// re-encrypted data key still renders as the same base64 (SPEC section
     /// 8, ReEncrypt).
-    #[allow(dead_code)] // ReEncrypt will call it.
     pub(crate) fn reseal(
         &self,
         payload: &Decrypted,

@@ -310,6 +310,25 @@ fn required_parameters_are_named() {
         ("Encrypt", &[("KeyId", &id), ("Plaintext", "x")]),
         ("GenerateDataKey", &[("KeyId", &id)]),
         ("Decrypt", &[("CiphertextBlob", "AAAA")]),
+        ("GenerateDataKeyWithoutPlaintext", &[("KeyId", &id)]),
+        (
+            "ReEncrypt",
+            &[("CiphertextBlob", "AAAA"), ("DestinationKeyId", &id)],
+        ),
+        (
+            "UpdateKeyDescription",
+            &[("KeyId", &id), ("Description", "d")],
+        ),
+        (
+            "UpdateRotationPolicy",
+            &[("KeyId", &id), ("EnableAutomaticRotation", "true")],
+        ),
+        ("CreateKeyVersion", &[("KeyId", &id)]),
+        (
+            "DescribeKeyVersion",
+            &[("KeyId", &id), ("KeyVersionId", "v")],
+        ),
+        ("ListKeyVersions", &[("KeyId", &id)]),
         ("CreateAlias", &[("AliasName", "alias/a"), ("KeyId", &id)]),
         ("UpdateAlias", &[("AliasName", "alias/a"), ("KeyId", &id)]),
         ("DeleteAlias", &[("AliasName", "alias/a")]),
@@ -990,6 +1009,225 @@ fn encrypt_decrypt_and_data_keys_through_the_wire() {
 }
 
 #[test]
+fn versions_rotation_and_re_encrypt_through_the_wire() {
+    let (kms, clock) = kms();
+    let id = create(&kms);
+    ok(
+        &kms,
+        &[
+            ("Action", "UpdateKeyDescription"),
+            ("KeyId", &id),
+            ("Description", "new words"),
+        ],
+    );
+    let d = ok(&kms, &[("Action", "DescribeKey"), ("KeyId", &id)]);
+    assert_eq!(d["KeyMetadata"]["Description"], "new words");
+    let first = d["KeyMetadata"]["PrimaryKeyVersion"]
+        .as_str()
+        .expect("v1")
+        .to_owned();
+    let blob = ok(
+        &kms,
+        &[("Action", "Encrypt"), ("KeyId", &id), ("Plaintext", "old")],
+    )["CiphertextBlob"]
+        .as_str()
+        .expect("blob")
+        .to_owned();
+
+    clock.advance(60);
+    let v = ok(&kms, &[("Action", "CreateKeyVersion"), ("KeyId", &id)]);
+    let version = v["KeyVersion"].as_object().expect("KeyVersion");
+    assert_eq!(version["KeyId"], id.as_str());
+    assert_eq!(version["CreationDate"], localkms::format_timestamp(T0 + 60));
+    let second = version["KeyVersionId"].as_str().expect("v2").to_owned();
+    let d = ok(
+        &kms,
+        &[
+            ("Action", "DescribeKeyVersion"),
+            ("KeyId", &id),
+            ("KeyVersionId", &second),
+        ],
+    );
+    assert_eq!(d["KeyVersion"]["KeyVersionId"], second.as_str());
+    err(
+        &kms,
+        &[
+            ("Action", "DescribeKeyVersion"),
+            ("KeyId", &id),
+            ("KeyVersionId", "nope"),
+        ],
+        "Forbidden.KeyVersionNotFound",
+        404,
+    );
+    let l = ok(
+        &kms,
+        &[
+            ("Action", "ListKeyVersions"),
+            ("KeyId", &id),
+            ("PageSize", "1"),
+            ("PageNumber", "2"),
+        ],
+    );
+    assert_eq!(
+        (
+            l["TotalCount"].clone(),
+            l["PageNumber"].clone(),
+            l["PageSize"].clone()
+        ),
+        (2.into(), 2.into(), 1.into())
+    );
+    assert_eq!(
+        l["KeyVersions"]["KeyVersion"][0]["KeyVersionId"],
+        second.as_str()
+    );
+    let r = raw(
+        &kms,
+        &[
+            ("Action", "ListKeyVersions"),
+            ("KeyId", &id),
+            ("Format", "XML"),
+        ],
+    );
+    assert!(
+        r.body
+            .contains(&format!("<KeyVersions><KeyVersion><CreationDate>")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(&first));
+
+    // ReEncrypt moves the old blob to the new primary and another context.
+    let other = create(&kms);
+    let re = ok(
+        &kms,
+        &[
+            ("Action", "ReEncrypt"),
+            ("CiphertextBlob", &blob),
+            ("DestinationKeyId", &other),
+            ("DestinationEncryptionContext", r#"{"to":"other"}"#),
+            ("SourceEncryptionContext", ""),
+        ],
+    );
+    assert_eq!(re["KeyId"], other.as_str());
+    let moved = re["CiphertextBlob"].as_str().expect("blob");
+    let d = ok(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", moved),
+            ("EncryptionContext", r#"{"to":"other"}"#),
+        ],
+    );
+    assert_eq!(d["Plaintext"], "old");
+    let m = err(
+        &kms,
+        &[
+            ("Action", "ReEncrypt"),
+            ("CiphertextBlob", &blob),
+            ("DestinationKeyId", &other),
+            ("SourceEncryptionContext", r#"{"x":"y"}"#),
+        ],
+        "InvalidParameter",
+        400,
+    );
+    assert_eq!(m, localkms::DECRYPTION_FAILED_MESSAGE);
+
+    // A data key without plaintext, re-encrypted, still decrypts to base64.
+    let g = ok(
+        &kms,
+        &[
+            ("Action", "GenerateDataKeyWithoutPlaintext"),
+            ("KeyId", &id),
+            ("NumberOfBytes", "16"),
+        ],
+    );
+    assert!(g.get("Plaintext").is_none(), "{g}");
+    assert_eq!(g["KeyVersionId"], second.as_str());
+    let re = ok(
+        &kms,
+        &[
+            ("Action", "ReEncrypt"),
+            ("CiphertextBlob", g["CiphertextBlob"].as_str().expect("b")),
+            ("DestinationKeyId", &id),
+        ],
+    );
+    let d = ok(
+        &kms,
+        &[
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", re["CiphertextBlob"].as_str().expect("b")),
+        ],
+    );
+    assert_eq!(
+        d["Plaintext"].as_str().expect("p").len(),
+        24,
+        "16 bytes as base64: {d}"
+    );
+
+    // Rotation policy.
+    ok(
+        &kms,
+        &[
+            ("Action", "UpdateRotationPolicy"),
+            ("KeyId", &id),
+            ("EnableAutomaticRotation", "TRUE"),
+            ("RotationInterval", "30d"),
+        ],
+    );
+    let d = ok(&kms, &[("Action", "DescribeKey"), ("KeyId", &id)]);
+    assert_eq!(d["KeyMetadata"]["AutomaticRotation"], "Enabled");
+    assert_eq!(d["KeyMetadata"]["RotationInterval"], "2592000s");
+    ok(
+        &kms,
+        &[
+            ("Action", "UpdateRotationPolicy"),
+            ("KeyId", &id),
+            ("EnableAutomaticRotation", "false"),
+        ],
+    );
+    let d = ok(&kms, &[("Action", "DescribeKey"), ("KeyId", &id)]);
+    assert_eq!(d["KeyMetadata"]["AutomaticRotation"], "Disabled");
+    for (value, interval, param) in [
+        ("yes", "", "EnableAutomaticRotation"),
+        ("true", "1d", "RotationInterval"),
+        ("true", "30", "RotationInterval"),
+    ] {
+        let m = err(
+            &kms,
+            &[
+                ("Action", "UpdateRotationPolicy"),
+                ("KeyId", &id),
+                ("EnableAutomaticRotation", value),
+                ("RotationInterval", interval),
+            ],
+            "InvalidParameter",
+            400,
+        );
+        assert!(m.contains(param), "{m}");
+    }
+    let ext = ok(&kms, &[("Action", "CreateKey"), ("Origin", "EXTERNAL")])["KeyMetadata"]["KeyId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    err(
+        &kms,
+        &[("Action", "CreateKeyVersion"), ("KeyId", &ext)],
+        "Unsupported.Origin",
+        400,
+    );
+    err(
+        &kms,
+        &[
+            ("Action", "UpdateRotationPolicy"),
+            ("KeyId", &ext),
+            ("EnableAutomaticRotation", "true"),
+        ],
+        "Unsupported.Origin",
+        400,
+    );
+}
+
+#[test]
 fn every_action_is_listed_once() {
     let names: Vec<&str> = wire::actions().map(|(n, _)| n).collect();
     let mut sorted = names.clone();
@@ -1010,6 +1248,13 @@ fn every_action_is_listed_once() {
         "Encrypt",
         "GenerateDataKey",
         "Decrypt",
+        "GenerateDataKeyWithoutPlaintext",
+        "ReEncrypt",
+        "UpdateKeyDescription",
+        "UpdateRotationPolicy",
+        "CreateKeyVersion",
+        "DescribeKeyVersion",
+        "ListKeyVersions",
         "CreateAlias",
         "UpdateAlias",
         "DeleteAlias",

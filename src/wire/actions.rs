@@ -38,6 +38,17 @@ fn context(p: &Params<'_>, name: &str) -> Result<EncryptionContext> {
     )
 }
 
+/// The optional parameters of GenerateDataKey and
+/// GenerateDataKeyWithoutPlaintext.
+fn data_key_request(p: &Params<'_>) -> Result<GenerateDataKeyRequest> {
+    Ok(GenerateDataKeyRequest {
+        key_spec: p.parse("KeySpec")?,
+        number_of_bytes: p.integer("NumberOfBytes")?,
+        encryption_context: context(p, "EncryptionContext")?,
+        ..GenerateDataKeyRequest::default()
+    })
+}
+
 /// Moves a secret string into a member; [`super::success`] clears it after
 /// writing the body.
 fn secret(mut s: zeroize::Zeroizing<String>) -> Value {
@@ -218,13 +229,7 @@ pub(super) fn encrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
 
 pub(super) fn generate_data_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
     let key_id = p.required("KeyId")?;
-    let req = GenerateDataKeyRequest {
-        key_spec: p.parse("KeySpec")?,
-        number_of_bytes: p.integer("NumberOfBytes")?,
-        encryption_context: context(p, "EncryptionContext")?,
-        ..GenerateDataKeyRequest::default()
-    };
-    let r = kms.generate_data_key(key_id, &req)?;
+    let r = kms.generate_data_key(key_id, &data_key_request(p)?)?;
     let mut f = one("KeyId", r.key_id.into());
     f.insert("KeyVersionId".into(), r.key_version_id.into());
     f.insert("Plaintext".into(), secret(r.plaintext.to_base64()));
@@ -244,5 +249,62 @@ pub(super) fn decrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
         _ => r.wire_plaintext(),
     };
     f.insert("Plaintext".into(), secret(text));
+    Ok(f)
+}
+
+pub(super) fn update_key_description(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    kms.update_key_description(key_id, p.required("Description")?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn update_rotation_policy(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let enable = p.required_bool("EnableAutomaticRotation")?;
+    kms.update_rotation_policy(key_id, enable, p.rotation_interval()?)?;
+    Ok(Fields::new())
+}
+
+pub(super) fn create_key_version(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let v = kms.create_key_version(p.required("KeyId")?)?;
+    Ok(one("KeyVersion", Value::Object(members(&v)?)))
+}
+
+pub(super) fn describe_key_version(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let v = kms.describe_key_version(key_id, p.required("KeyVersionId")?)?;
+    Ok(one("KeyVersion", Value::Object(members(&v)?)))
+}
+
+pub(super) fn list_key_versions(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    page(
+        "KeyVersions",
+        "KeyVersion",
+        &kms.list_key_versions(key_id, p.paging()?)?,
+    )
+}
+
+pub(super) fn generate_data_key_without_plaintext(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let key_id = p.required("KeyId")?;
+    let r = kms.generate_data_key_without_plaintext(key_id, &data_key_request(p)?)?;
+    let mut f = one("KeyId", r.key_id.into());
+    f.insert("KeyVersionId".into(), r.key_version_id.into());
+    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
+    Ok(f)
+}
+
+pub(super) fn re_encrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    let blob = p.required("CiphertextBlob")?;
+    let destination = p.required("DestinationKeyId")?;
+    let r = kms.re_encrypt(
+        blob,
+        destination,
+        &context(p, "SourceEncryptionContext")?,
+        &context(p, "DestinationEncryptionContext")?,
+    )?;
+    let mut f = one("KeyId", r.key_id.into());
+    f.insert("KeyVersionId".into(), r.key_version_id.into());
+    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
     Ok(f)
 }

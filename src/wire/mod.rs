@@ -85,6 +85,11 @@ static ACTIONS: &[Action] = &[
         run: actions::list_keys,
     },
     Action {
+        name: "UpdateKeyDescription",
+        summary: "Replace a key's description",
+        run: actions::update_key_description,
+    },
+    Action {
         name: "EnableKey",
         summary: "Enable a key",
         run: actions::enable_key,
@@ -115,9 +120,39 @@ static ACTIONS: &[Action] = &[
         run: actions::generate_data_key,
     },
     Action {
+        name: "GenerateDataKeyWithoutPlaintext",
+        summary: "Generate a data key, returned only encrypted",
+        run: actions::generate_data_key_without_plaintext,
+    },
+    Action {
         name: "Decrypt",
         summary: "Decrypt a CiphertextBlob from Encrypt or GenerateDataKey",
         run: actions::decrypt,
+    },
+    Action {
+        name: "ReEncrypt",
+        summary: "Decrypt a CiphertextBlob and encrypt it again under another key or context",
+        run: actions::re_encrypt,
+    },
+    Action {
+        name: "UpdateRotationPolicy",
+        summary: "Turn automatic rotation on or off, and set its interval",
+        run: actions::update_rotation_policy,
+    },
+    Action {
+        name: "CreateKeyVersion",
+        summary: "Rotate a key now: a new primary version",
+        run: actions::create_key_version,
+    },
+    Action {
+        name: "DescribeKeyVersion",
+        summary: "Show a key version",
+        run: actions::describe_key_version,
+    },
+    Action {
+        name: "ListKeyVersions",
+        summary: "List a key's versions, a page at a time",
+        run: actions::list_key_versions,
     },
     Action {
         name: "GetParametersForImport",

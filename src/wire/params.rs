@@ -90,22 +90,17 @@ impl<'a> Params<'a> {
         Paging::from_params(self.raw("PageNumber"), self.raw("PageSize"))
     }
 
-    /// An optional `RotationInterval`: `{n}d`, `{n}h`, `{n}m` or `{n}s`, in
-    /// seconds. The range (7..=730 days) is the library's check.
+    /// An optional `RotationInterval` (`{n}d`, `{n}h`, `{n}m` or `{n}s`,
+    /// 7..=730 days), in seconds.
     pub(crate) fn rotation_interval(&self) -> Result<Option<u64>> {
-        const NAME: &str = "RotationInterval";
-        let Some(v) = self.optional(NAME) else {
-            return Ok(None);
-        };
-        let bad = || Error::invalid(NAME, "must be a whole number followed by d, h, m or s");
-        let (digits, unit) = [('d', 86_400), ('h', 3_600), ('m', 60), ('s', 1)]
-            .into_iter()
-            .find_map(|(suffix, unit)| v.strip_suffix(suffix).map(|d| (d, unit)))
-            .ok_or_else(bad)?;
-        let n: u64 = parse_integer(NAME, digits).map_err(|_| bad())?;
-        n.checked_mul(unit)
-            .map(Some)
-            .ok_or_else(|| Error::invalid(NAME, "must be from 7 to 730 days"))
+        self.optional("RotationInterval")
+            .map(crate::rotation::parse_rotation_interval)
+            .transpose()
+    }
+
+    /// A required boolean.
+    pub(crate) fn required_bool(&self, name: &'static str) -> Result<bool> {
+        parse_bool(name, self.required(name)?)
     }
 }
 
@@ -218,6 +213,8 @@ mod tests {
         assert_eq!(p.bool("T"), Ok(Some(true)));
         assert_eq!(p.bool("F"), Ok(Some(false)));
         assert_eq!(p.bool("N"), Ok(None));
+        assert_eq!(p.required_bool("T"), Ok(true));
+        assert_eq!(p.required_bool("N"), Err(Error::MissingParameter("N")));
         for bad in ["X", "O"] {
             let e = p.bool(if bad == "X" { "X" } else { "O" }).unwrap_err();
             assert_eq!(e.code(), "InvalidParameter");

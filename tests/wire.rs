@@ -1089,8 +1089,7 @@ fn versions_rotation_and_re_encrypt_through_the_wire() {
         ],
     );
     assert!(
-        r.body
-            .contains(&format!("<KeyVersions><KeyVersion><CreationDate>")),
+        r.body.contains("<KeyVersions><KeyVersion><CreationDate>"),
         "{}",
         r.body
     );

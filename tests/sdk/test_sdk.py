@@ -160,6 +160,63 @@ def test_state_rejections(sdk):
     fails(sdk, "Rejected.PendingDeletion", 409, "GenerateDataKey", KeyId=key)
 
 
+# ------------------------------------------- versions, rotation, ReEncrypt
+
+
+def test_key_versions_and_rotation_policy(sdk):
+    key = new_key(sdk)
+    sdk.call("UpdateKeyDescription", KeyId=key, Description="renamed")
+    meta = sdk.call("DescribeKey", KeyId=key)["KeyMetadata"]
+    assert meta["Description"] == "renamed"
+    first = meta["PrimaryKeyVersion"]
+    blob = sdk.call("Encrypt", KeyId=key, Plaintext="before rotation")["CiphertextBlob"]
+    version = sdk.call("CreateKeyVersion", KeyId=key)["KeyVersion"]
+    assert version["KeyId"] == key and version["KeyVersionId"] != first and version["CreationDate"]
+    described = sdk.call("DescribeKeyVersion", KeyId=key, KeyVersionId=version["KeyVersionId"])["KeyVersion"]
+    assert described == version
+    listed = sdk.call("ListKeyVersions", KeyId=key, PageNumber=1, PageSize=10)
+    assert listed["TotalCount"] == 2
+    assert [v["KeyVersionId"] for v in listed["KeyVersions"]["KeyVersion"]] == [first, version["KeyVersionId"]]
+    assert sdk.call("DescribeKey", KeyId=key)["KeyMetadata"]["PrimaryKeyVersion"] == version["KeyVersionId"]
+    enc = sdk.call("Encrypt", KeyId=key, Plaintext="after")
+    assert enc["KeyVersionId"] == version["KeyVersionId"]
+    assert sdk.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "before rotation"
+    fails(sdk, "Forbidden.KeyVersionNotFound", 404, "DescribeKeyVersion", KeyId=key,
+          KeyVersionId=str(uuid.uuid4()))
+
+    sdk.call("UpdateRotationPolicy", KeyId=key, EnableAutomaticRotation=True, RotationInterval="30d")
+    meta = sdk.call("DescribeKey", KeyId=key)["KeyMetadata"]
+    assert (meta["AutomaticRotation"], meta["RotationInterval"]) == ("Enabled", f"{30 * 86400}s")
+    assert meta["NextRotationDate"]
+    sdk.call("UpdateRotationPolicy", KeyId=key, EnableAutomaticRotation=False)
+    assert sdk.call("DescribeKey", KeyId=key)["KeyMetadata"]["AutomaticRotation"] == "Disabled"
+    fails(sdk, "InvalidParameter", 400, "UpdateRotationPolicy", KeyId=key,
+          EnableAutomaticRotation=True, RotationInterval="1d")
+    external = sdk.call("CreateKey", Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
+    fails(sdk, "Unsupported.Origin", 400, "CreateKeyVersion", KeyId=external)
+
+
+def test_re_encrypt_and_data_keys_without_plaintext(sdk):
+    a, b = new_key(sdk), new_key(sdk)
+    blob = sdk.call("Encrypt", KeyId=a, Plaintext=TRICKY_TEXT, EncryptionContext={"from": "a"})["CiphertextBlob"]
+    moved = sdk.call("ReEncrypt", CiphertextBlob=blob, DestinationKeyId=b,
+                     SourceEncryptionContext={"from": "a"}, DestinationEncryptionContext={"to": "b"})
+    assert moved["KeyId"] == b and moved["KeyVersionId"]
+    assert sdk.call("Decrypt", CiphertextBlob=moved["CiphertextBlob"],
+                    EncryptionContext={"to": "b"})["Plaintext"] == TRICKY_TEXT
+    fails(sdk, "InvalidParameter", 400, "ReEncrypt", CiphertextBlob=blob, DestinationKeyId=b,
+          SourceEncryptionContext={"from": "x"})
+    fails(sdk, "Forbidden.KeyNotFound", 404, "ReEncrypt", CiphertextBlob=blob,
+          DestinationKeyId=str(uuid.uuid4()), SourceEncryptionContext={"from": "a"})
+
+    sealed = sdk.call("GenerateDataKeyWithoutPlaintext", KeyId=a, KeySpec="AES_128")
+    assert "Plaintext" not in sealed and sealed["KeyId"] == a
+    data_key = sdk.call("Decrypt", CiphertextBlob=sealed["CiphertextBlob"])["Plaintext"]
+    assert len(base64.b64decode(data_key)) == 16
+    again = sdk.call("ReEncrypt", CiphertextBlob=sealed["CiphertextBlob"], DestinationKeyId=b)
+    assert sdk.call("Decrypt", CiphertextBlob=again["CiphertextBlob"])["Plaintext"] == data_key
+
+
 # ------------------------------------------------------- aliases and tags
 
 

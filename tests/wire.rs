@@ -74,6 +74,12 @@ fn assert_is_request_id(v: &Value) {
     let s = v.as_str().expect("RequestId is a string");
     assert_eq!(s.len(), 36, "{s}");
     assert_eq!(s.matches('-').count(), 4, "{s}");
+    assert_eq!(&s[14..15], "4", "a version 4 UUID: {s}");
+    assert!(
+        s.bytes()
+            .all(|b| b == b'-' || b.is_ascii_digit() || b.is_ascii_uppercase()),
+        "{s}"
+    );
 }
 
 fn create(kms: &Kms) -> String {

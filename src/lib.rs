@@ -23,6 +23,7 @@ mod seal;
 mod secret;
 mod tags;
 mod types;
+pub mod wire;
 
 pub use alias::{AliasEntry, AliasName};
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};

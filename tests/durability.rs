@@ -103,7 +103,9 @@ fn acknowledged_changes_survive_sigkill() {
         // The writer ran on until the kill: take every acknowledgement it
         // printed before dying (a torn last line is ignored).
         for line in lines.map_while(Result::ok) {
-            let Some(ack) = line.split("ack ").nth(1) else { continue };
+            let Some(ack) = line.split("ack ").nth(1) else {
+                continue;
+            };
             let mut parts = ack.split(' ');
             if let (Some(id), Some(Ok(n))) = (parts.next(), parts.next().map(str::parse::<usize>))
                 && id.len() == 36

@@ -1,6 +1,6 @@
 //! A first tour of localkms: a durable store on disk, a key walked through its
-//! lifecycle, envelope encryption of a file, and deletion windows driven by a
-//! manual clock.
+//! lifecycle, envelope encryption of a file, and deletion windows, rotation
+//! and ReEncrypt driven by a manual clock.
 //!
 //! Run it with `cargo run --release --example quickstart`.
 
@@ -134,5 +134,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         gone.code()
     );
     assert_eq!(kms.list_keys(Paging::default())?.total_count, 0);
+
+    // Rotation and ReEncrypt on the same manual clock.
+    let key = kms
+        .create_key(&CreateKeyRequest {
+            enable_automatic_rotation: true,
+            rotation_interval: Some(localkms::parse_rotation_interval("30d")?),
+            ..CreateKeyRequest::default()
+        })?
+        .key_id;
+    let ctx = EncryptionContext::from_json(r#"{"app":"quickstart"}"#)?;
+    let old = kms.encrypt(&key, b"written before rotation", &ctx)?;
+    clock.advance(30 * 86_400); // NextRotationDate passes: the next use rotates
+    let meta = kms.describe_key(&key)?;
+    println!(
+        "rotated: primary {} (was {}), next rotation {}",
+        meta.primary_key_version, old.key_version_id, meta.next_rotation_date
+    );
+    let still = kms.decrypt(&old.ciphertext_blob, &ctx)?;
+    assert_eq!(still.key_version_id, old.key_version_id);
+    println!(
+        "a blob from before the rotation still decrypts under {}",
+        still.key_version_id
+    );
+    let other = kms.create_key(&CreateKeyRequest::default())?.key_id;
+    let moved = kms.re_encrypt(
+        &old.ciphertext_blob,
+        &other,
+        &ctx,
+        &EncryptionContext::default(),
+    )?;
+    let opened = kms.decrypt(&moved.ciphertext_blob, &EncryptionContext::default())?;
+    assert_eq!(opened.plaintext.expose_secret(), b"written before rotation");
+    println!(
+        "ReEncrypt moved it to key {} without the plaintext leaving the library",
+        moved.key_id
+    );
     Ok(())
 }

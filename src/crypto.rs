@@ -223,7 +223,12 @@ impl Decrypted {
         match self.kind {
             PlaintextKind::DataKey => self.plaintext.to_base64(),
             PlaintextKind::Text => {
-                Zeroizing::new(String::from_utf8_lossy(self.plaintext.expose_secret()).into_owned())
+                let bytes = self.plaintext.expose_secret();
+                // The fast path is the common one: the wire only sends strings.
+                Zeroizing::new(match std::str::from_utf8(bytes) {
+                    Ok(text) => text.to_owned(),
+                    Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+                })
             }
         }
     }
@@ -394,7 +399,6 @@ impl Kms {
     /// Seals a decrypted payload under another key, keeping its kind, so a
     /// re-encrypted data key still renders as the same base64 (SPEC section
     /// 8, ReEncrypt).
-    #[allow(dead_code)] // ReEncrypt will call it.
     pub(crate) fn reseal(
         &self,
         payload: &Decrypted,

@@ -510,7 +510,9 @@ impl Kms {
     /// True when a time-driven change of `record` is due now.
     fn due(&self, record: &KeyRecord) -> bool {
         let now = self.clock.now();
-        deletion_due(record, now) || crate::import::material_expiry_due(record, now)
+        deletion_due(record, now)
+            || crate::import::material_expiry_due(record, now)
+            || crate::rotation::rotation_due(record, now)
     }
 
     /// Applies due time-driven changes under the write lock.
@@ -535,6 +537,14 @@ impl Kms {
         if crate::import::material_expiry_due(&record, now) {
             let mut batch = Batch::new();
             crate::import::remove_material(&mut record, &mut batch);
+            batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
+            self.commit(batch, Some(record.clone()), None)?;
+        }
+        // Automatic rotation (SPEC section 6): one new primary version and
+        // the record naming it, in one batch.
+        if crate::rotation::rotation_due(&record, now) {
+            let mut batch = Batch::new();
+            self.add_version(&mut record, &mut batch, now)?;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
             self.commit(batch, Some(record.clone()), None)?;
         }

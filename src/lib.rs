@@ -19,11 +19,14 @@ mod kms;
 mod lifecycle;
 mod paging;
 mod record;
+mod reencrypt;
 mod regions;
+mod rotation;
 mod seal;
 mod secret;
 mod tags;
 mod types;
+pub mod wire;
 
 pub use alias::{AliasEntry, AliasName};
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
@@ -42,8 +45,13 @@ pub use import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters};
 pub use kms::{
     Config, DEFAULT_ACCOUNT_ID, DEFAULT_REGION_ID, Durability, Kms, KmsBuilder, ROOT_KEY_FILE,
 };
-pub use lifecycle::{CreateKeyRequest, MAX_DESCRIPTION_CHARS};
+pub use lifecycle::{
+    CreateKeyRequest, DEFAULT_ROTATION_INTERVAL, MAX_DESCRIPTION_CHARS, MAX_ROTATION_INTERVAL,
+    MIN_ROTATION_INTERVAL,
+};
 pub use paging::{Page, Paging};
+pub use reencrypt::ReEncryptResponse;
+pub use rotation::{KeyVersion, parse_rotation_interval};
 pub use seal::RootKey;
 pub use tags::{MAX_TAGS_PER_KEY, ResourceTag, Tag, TagKey, parse_tag_keys, parse_tags};
 pub use types::{KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};

@@ -1,6 +1,6 @@
-//! The key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey,
-//! ScheduleKeyDeletion and CancelKeyDeletion, with the state table of SPEC
-//! section 2.
+//! The key lifecycle: CreateKey, DescribeKey, ListKeys, UpdateKeyDescription,
+//! EnableKey, DisableKey, ScheduleKeyDeletion and CancelKeyDeletion, with the
+//! state table of SPEC section 2.
 
 use crate::clock::format_timestamp;
 use crate::error::{Error, Rejection, Result};
@@ -202,7 +202,9 @@ impl Kms {
                     .then(|| now.saturating_add(i64::try_from(interval).unwrap_or(i64::MAX))),
                 versions,
                 automatic_rotation: req.enable_automatic_rotation,
-                rotation_interval: req.enable_automatic_rotation.then_some(interval),
+                rotation_interval: req
+                    .rotation_interval
+                    .or(req.enable_automatic_rotation.then_some(interval)),
                 material_fingerprint: None,
                 material_deleted: false,
             })
@@ -240,6 +242,28 @@ impl Kms {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(paging.page(items, total))
+    }
+
+    /// UpdateKeyDescription: replaces the description, in any key state.
+    ///
+    /// # Errors
+    /// `MissingParameter` (KeyId, Description), `InvalidParameter`
+    /// (Description over 8192 characters), `Unsupported.Alias`,
+    /// `Forbidden.KeyNotFound`.
+    pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
+        if key_id.is_empty() {
+            return Err(Error::MissingParameter("KeyId"));
+        }
+        if description.is_empty() {
+            return Err(Error::MissingParameter("Description"));
+        }
+        validate_description(description)?;
+        let id = self.resolve_key_id(key_id, "KeyId", false)?;
+        self.update_key(&id, |r, _| {
+            r.description = description.to_owned();
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// EnableKey: `Enabled` or `Disabled` -> `Enabled`.

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Compatibility tests with the official Alibaba Cloud Python SDKs: builds the
+# gateway example (release), sets up a venv under target/ with the pinned SDKs
+# from tests/sdk/requirements.txt, and runs tests/sdk with pytest against the
+# gateway. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+venv=target/sdk-venv
+requirements=tests/sdk/requirements.txt
+stamp="$venv/.requirements.sha256"
+
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  echo "$want" > "$stamp"
+fi
+
+cargo build --release --example gateway
+export LOCALKMS_GATEWAY="$PWD/target/release/examples/gateway"
+
+status=0
+(cd tests/sdk && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider "$@") || status=$?
+if [ "$status" -eq 5 ]; then
+  echo "sdk-tests: pytest collected no tests" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,338 @@
+//! The wire layer (SPEC section 7): the API's `Action` + parameters form in,
+//! an HTTP status and a JSON or XML body out. It opens no sockets: a server
+//! (see `examples/gateway.rs`) or a command line hands it the parameters.
+//!
+//! ```
+//! use localkms::{Kms, wire};
+//! let kms = Kms::in_memory()?;
+//! let params = |p: &[(&str, &str)]| -> Vec<(String, String)> {
+//!     p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+//! };
+//! let created = wire::dispatch(&kms, &params(&[("Action", "CreateKey")]));
+//! assert_eq!(created.status, 200);
+//! let missing = wire::dispatch(&kms, &params(&[("Action", "DescribeKey")]));
+//! assert_eq!(missing.status, 400);
+//! assert!(missing.body.contains(r#""Code":"MissingParameter""#));
+//! # Ok::<(), localkms::Error>(())
+//! ```
+//!
+//! Every action is one entry of the `ACTIONS` table and one parse-and-call
+//! function in `actions.rs`; parameter parsing is shared (`params.rs`), and
+//! so is rendering (`render.rs`). Request signatures are checked by
+//! [`sign::Verifier`] before [`dispatch`] is called; [`handle`] does both.
+
+mod actions;
+mod params;
+mod render;
+pub mod sign;
+
+use std::hash::{BuildHasher as _, RandomState};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde_json::{Map, Value};
+use zeroize::Zeroize as _;
+
+use crate::error::{Error, Result};
+use crate::kms::Kms;
+use params::Params;
+use render::Format;
+
+pub use sign::{HttpRequest, Verifier};
+
+/// The `HostId` of error bodies.
+const HOST_ID: &str = "localkms";
+
+/// An HTTP response: status, content type and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The HTTP status: 200, or the error's status.
+    pub status: u16,
+    /// The `Content-Type` of `body`.
+    pub content_type: &'static str,
+    /// JSON (the default) or XML (`Format=XML`).
+    pub body: String,
+}
+
+/// An action's result: the response members besides `RequestId`.
+type Fields = Map<String, Value>;
+
+/// One action of the API.
+struct Action {
+    /// The exact `Action` string.
+    name: &'static str,
+    /// One line for help texts.
+    summary: &'static str,
+    /// Parses the parameters and calls the library.
+    run: fn(&Kms, &Params<'_>) -> Result<Fields>,
+}
+
+/// Every action the wire layer answers, in the order of SPEC sections 4 and 6.
+static ACTIONS: &[Action] = &[
+    Action {
+        name: "CreateKey",
+        summary: "Create a customer master key",
+        run: actions::create_key,
+    },
+    Action {
+        name: "DescribeKey",
+        summary: "Show a key's metadata",
+        run: actions::describe_key,
+    },
+    Action {
+        name: "ListKeys",
+        summary: "List keys, a page at a time",
+        run: actions::list_keys,
+    },
+    Action {
+        name: "UpdateKeyDescription",
+        summary: "Replace a key's description",
+        run: actions::update_key_description,
+    },
+    Action {
+        name: "EnableKey",
+        summary: "Enable a key",
+        run: actions::enable_key,
+    },
+    Action {
+        name: "DisableKey",
+        summary: "Disable a key",
+        run: actions::disable_key,
+    },
+    Action {
+        name: "ScheduleKeyDeletion",
+        summary: "Schedule a key's deletion after 7 to 30 days",
+        run: actions::schedule_key_deletion,
+    },
+    Action {
+        name: "CancelKeyDeletion",
+        summary: "Cancel a key's scheduled deletion",
+        run: actions::cancel_key_deletion,
+    },
+    Action {
+        name: "Encrypt",
+        summary: "Encrypt up to 6 KiB of text under a key",
+        run: actions::encrypt,
+    },
+    Action {
+        name: "GenerateDataKey",
+        summary: "Generate a data key, returned in plaintext and encrypted",
+        run: actions::generate_data_key,
+    },
+    Action {
+        name: "GenerateDataKeyWithoutPlaintext",
+        summary: "Generate a data key, returned only encrypted",
+        run: actions::generate_data_key_without_plaintext,
+    },
+    Action {
+        name: "Decrypt",
+        summary: "Decrypt a CiphertextBlob from Encrypt or GenerateDataKey",
+        run: actions::decrypt,
+    },
+    Action {
+        name: "ReEncrypt",
+        summary: "Decrypt a CiphertextBlob and encrypt it again under another key or context",
+        run: actions::re_encrypt,
+    },
+    Action {
+        name: "UpdateRotationPolicy",
+        summary: "Turn automatic rotation on or off, and set its interval",
+        run: actions::update_rotation_policy,
+    },
+    Action {
+        name: "CreateKeyVersion",
+        summary: "Rotate a key now: a new primary version",
+        run: actions::create_key_version,
+    },
+    Action {
+        name: "DescribeKeyVersion",
+        summary: "Show a key version",
+        run: actions::describe_key_version,
+    },
+    Action {
+        name: "ListKeyVersions",
+        summary: "List a key's versions, a page at a time",
+        run: actions::list_key_versions,
+    },
+    Action {
+        name: "GetParametersForImport",
+        summary: "Get a wrapping public key and import token for an EXTERNAL key",
+        run: actions::get_parameters_for_import,
+    },
+    Action {
+        name: "ImportKeyMaterial",
+        summary: "Import wrapped key material into an EXTERNAL key",
+        run: actions::import_key_material,
+    },
+    Action {
+        name: "DeleteKeyMaterial",
+        summary: "Delete an EXTERNAL key's imported material",
+        run: actions::delete_key_material,
+    },
+    Action {
+        name: "CreateAlias",
+        summary: "Create an alias for a key",
+        run: actions::create_alias,
+    },
+    Action {
+        name: "UpdateAlias",
+        summary: "Point an alias at another key",
+        run: actions::update_alias,
+    },
+    Action {
+        name: "DeleteAlias",
+        summary: "Delete an alias",
+        run: actions::delete_alias,
+    },
+    Action {
+        name: "ListAliases",
+        summary: "List aliases, a page at a time",
+        run: actions::list_aliases,
+    },
+    Action {
+        name: "ListAliasesByKeyId",
+        summary: "List a key's aliases, a page at a time",
+        run: actions::list_aliases_by_key_id,
+    },
+    Action {
+        name: "TagResource",
+        summary: "Add or overwrite tags on a key",
+        run: actions::tag_resource,
+    },
+    Action {
+        name: "UntagResource",
+        summary: "Remove tags from a key",
+        run: actions::untag_resource,
+    },
+    Action {
+        name: "ListResourceTags",
+        summary: "List a key's tags",
+        run: actions::list_resource_tags,
+    },
+    Action {
+        name: "DescribeRegions",
+        summary: "List the region this service answers for",
+        run: actions::describe_regions,
+    },
+];
+
+/// The actions [`dispatch`] answers, with a one-line summary of each.
+pub fn actions() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ACTIONS.iter().map(|a| (a.name, a.summary))
+}
+
+/// Answers one request given as its parameters: `Action`, optionally
+/// `Format` (`XML` in any case for XML; JSON otherwise), and the action's
+/// parameters. Other parameters (signature, `Version`, `RegionId`) are
+/// ignored: check signatures with [`Verifier`] first.
+///
+/// Never panics. Errors in the input are answered with the API's error code
+/// and status, never 500; 500 (`InternalFailure`) means a storage failure.
+pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
+    let format = format_of(params);
+    let outcome = Params::new(params).and_then(|p| {
+        let name = p.required("Action")?;
+        let action = ACTIONS
+            .iter()
+            .find(|a| a.name == name)
+            .ok_or_else(|| Error::InvalidAction(crate::kms::shorten(name)))?;
+        Ok((action.name, (action.run)(kms, &p)?))
+    });
+    match outcome {
+        Ok((name, fields)) => success(format, name, fields),
+        Err(e) => error_response(format, &e),
+    }
+}
+
+/// A fresh `RequestId`: an uppercase UUID v4, as the service sends.
+///
+/// Request ids need to be unique, not secret, so they come from a keyed
+/// hash (SipHash under a per-process random key) of a counter rather than a
+/// system call per response.
+fn request_id() -> String {
+    static KEY: OnceLock<RandomState> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let key = KEY.get_or_init(RandomState::new);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&key.hash_one((n, 0u8)).to_le_bytes());
+    bytes[8..].copy_from_slice(&key.hash_one((n, 1u8)).to_le_bytes());
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_upper(&mut buf)
+        .to_owned()
+}
+
+/// Response members that may hold plaintext, cleared after rendering.
+const SECRET_MEMBERS: &[&str] = &["Plaintext"];
+
+fn success(format: Format, action: &str, mut fields: Fields) -> Response {
+    fields.insert("RequestId".into(), Value::String(request_id()));
+    let body = render::body(format, action, &fields);
+    // Plaintext members (Decrypt, GenerateDataKey): clear this copy. The
+    // body is the caller's to handle.
+    for name in SECRET_MEMBERS {
+        if let Some(v) = fields.get_mut(*name) {
+            clear(v);
+        }
+    }
+    Response {
+        status: 200,
+        content_type: format.content_type(),
+        body,
+    }
+}
+
+/// Zeroizes every string in `v`.
+fn clear(v: &mut Value) {
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(clear),
+        Value::Object(m) => m.values_mut().for_each(clear),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// The error body of SPEC section 7: `RequestId`, `HostId`, `Code`,
+/// `Message` and `HttpStatus` (an integer in JSON), XML root `<Error>`.
+fn error_response(format: Format, e: &Error) -> Response {
+    let status = e.http_status();
+    let mut fields = Fields::new();
+    fields.insert("RequestId".into(), Value::String(request_id()));
+    fields.insert("HostId".into(), Value::String(HOST_ID.into()));
+    fields.insert("Code".into(), Value::String(e.code().into()));
+    fields.insert("Message".into(), Value::String(e.to_string()));
+    fields.insert("HttpStatus".into(), Value::from(status));
+    Response {
+        status,
+        content_type: format.content_type(),
+        body: render::error_body(format, &fields),
+    }
+}
+
+/// The error response for `e` (for failures before [`dispatch`], such as a
+/// bad signature), in the format the request's `Format` parameter asks for.
+pub fn error(params: &[(String, String)], e: &Error) -> Response {
+    error_response(format_of(params), e)
+}
+
+/// Verifies a request received over HTTP and answers it: what a gateway does
+/// with each request.
+pub fn handle(kms: &Kms, verifier: &Verifier, req: &HttpRequest<'_>) -> Response {
+    match verifier.verify(kms, req) {
+        Ok(params) => dispatch(kms, &params),
+        Err(e) => error(&req.params_unverified(), &e),
+    }
+}
+
+/// The `Format` the first `Format` parameter asks for.
+fn format_of(params: &[(String, String)]) -> Format {
+    Format::from_param(
+        params
+            .iter()
+            .find(|(k, _)| k == "Format")
+            .map(|(_, v)| v.as_str()),
+    )
+}

@@ -785,6 +785,95 @@ fn model_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+// ---- the wire layer ------------------------------------------------------------
+
+/// A fresh service with the fixed keys of [`fixture`], for one dispatch input.
+fn fresh_fixture() -> Kms {
+    let build = || -> crate::error::Result<Kms> {
+        let kms = Kms::builder()
+            .in_memory()
+            .root_key_bytes(&[0x42; 32])
+            .clock(ManualClock::new(T0))
+            .max_keys(16)
+            .build()?;
+        crate::crypto::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
+        crate::crypto::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
+        kms.disable_key(KEY_B)?;
+        Ok(kms)
+    };
+    build().expect("the fuzzing fixture builds") // safe: in memory, fixed valid inputs
+}
+
+/// Target `dispatch`. Input: up to 8 requests, one per line; each is
+/// `name=value` pairs joined by `&` (no decoding; bytes that are not UTF-8
+/// are replaced). The values `$A` and `$B` stand for the enabled and the
+/// disabled fixed key, `$BLOB` for a ciphertext under `$A` with no context.
+/// They run in order against one fresh service. Every response must be a
+/// well-formed answer: never 500 (the memory store does not fail), JSON that
+/// parses unless XML was asked for, a `RequestId`, and no key material.
+pub fn dispatch(data: &[u8]) {
+    let kms = fresh_fixture();
+    let blob = crate::crypto::internal::seal_with_nonce(
+        &kms,
+        KEY_A,
+        PlaintextKind::Text,
+        b"fuzz",
+        &EncryptionContext::empty(),
+        &[7; NONCE_LEN],
+    )
+    .expect("fixture blob");
+    let material: Vec<String> = [[0x11u8; 32], [0x22; 32]]
+        .iter()
+        .map(|m| base64::engine::general_purpose::STANDARD.encode(m))
+        .collect();
+    for line in data.split(|&b| b == b'\n').take(8) {
+        let text = String::from_utf8_lossy(line);
+        let params: Vec<(String, String)> = text
+            .split('&')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let v = match v {
+                    "$A" => KEY_A,
+                    "$B" => KEY_B,
+                    "$BLOB" => blob.as_str(),
+                    other => other,
+                };
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        let response = crate::wire::dispatch(&kms, &params);
+        assert_ne!(response.status, 500, "{params:?} -> {}", response.body);
+        assert!(response.body.contains("RequestId"), "{}", response.body);
+        if response.content_type.contains("json") {
+            serde_json::from_str::<serde_json::Value>(&response.body)
+                .unwrap_or_else(|e| panic!("{e}: {}", response.body));
+        }
+        for m in &material {
+            // An echo of the input is not a leak.
+            assert!(
+                !response.body.contains(m.as_str()) || text.contains(m.as_str()),
+                "material in a response"
+            );
+        }
+    }
+}
+
+fn dispatch_seeds() -> Vec<Vec<u8>> {
+    [
+        &b"Action=Encrypt&KeyId=$A&Plaintext=hello\nAction=Decrypt&CiphertextBlob=$BLOB"[..],
+        b"Action=CreateKey&Description=x\nAction=ListKeys&PageNumber=1&PageSize=10",
+        b"Action=CreateAlias&AliasName=alias/a&KeyId=$A\nAction=GenerateDataKey&KeyId=alias/a&NumberOfBytes=16&EncryptionContext={\"k\":\"v\"}",
+        b"Action=DescribeKey&KeyId=$B&Format=XML\nAction=EnableKey&KeyId=$B\nAction=ScheduleKeyDeletion&KeyId=$B&PendingWindowInDays=7",
+        b"Action=TagResource&KeyId=$A&Tags=[{\"TagKey\":\"k\",\"TagValue\":\"v\"}]\nAction=ListResourceTags&KeyId=$A\nAction=UntagResource&KeyId=$A&TagKeys=[\"k\"]",
+        b"Action=ReEncrypt&CiphertextBlob=$BLOB&DestinationKeyId=$A\nAction=CreateKeyVersion&KeyId=$A\nAction=ListKeyVersions&KeyId=$A",
+        b"Action=DescribeRegions\nAction=ListAliases\nAction=GenerateDataKeyWithoutPlaintext&KeyId=$A&KeySpec=AES_128",
+        b"Action=Nope\nAction=Encrypt\nAction=UpdateKeyDescription&KeyId=$A&Description=d",
+    ]
+    .iter()
+    .map(|s| s.to_vec())
+    .collect()
+}
+
 /// The seed corpus of each target, by target name. `tests/fuzz_corpus.rs`
 /// checks that the committed files under `fuzz/seeds/` hold them.
 pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
@@ -794,6 +883,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("import_token", token_seeds()),
         ("encryption_context", context_seeds()),
         ("state_model", model_seeds()),
+        ("dispatch", dispatch_seeds()),
     ]
 }
 
@@ -805,6 +895,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "import_token" => import_token(data),
         "encryption_context" => encryption_context(data),
         "state_model" => state_model(data),
+        "dispatch" => dispatch(data),
         _ => return false,
     }
     true

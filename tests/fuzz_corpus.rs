@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 
 use localkms::fuzzing;
 
-const TARGETS: [&str; 5] = [
+const TARGETS: [&str; 6] = [
     "blob_decrypt",
     "envelope_reader",
     "import_token",
     "encryption_context",
     "state_model",
+    "dispatch",
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -363,11 +363,14 @@ struct MKey {
     id: String,
     state: KeyState,
     delete_date: Option<i64>,
+    /// Every version, the primary last.
+    versions: Vec<String>,
 }
 
 /// A ciphertext the library acknowledged, with what it must decrypt to.
 struct MBlob {
     key: String,
+    version: String,
     blob: String,
     ctx: u8,
     plaintext: Vec<u8>,
@@ -503,7 +506,7 @@ impl Harness {
     fn step(&mut self, op: u8, a: u8, b: u8) {
         self.model.now = self.clock.now_unix();
         self.model.settle();
-        match op % 14 {
+        match op % 16 {
             0 => {
                 let got = code(self.kms().create_key(&Default::default()));
                 if self.model.keys.len() >= MAX_MODEL_KEYS {
@@ -515,12 +518,13 @@ impl Harness {
                         id: meta.key_id,
                         state: KeyState::Enabled,
                         delete_date: None,
+                        versions: vec![meta.primary_key_version],
                     });
                 }
             }
             1 | 2 => {
                 let (input, target) = self.key_ref(a);
-                let enable = op % 14 == 1;
+                let enable = op % 16 == 1;
                 let got = if enable {
                     code(self.kms().enable_key(&input))
                 } else {
@@ -580,7 +584,7 @@ impl Harness {
             }
             5 | 6 => {
                 let (input, target) = self.key_ref(a);
-                let data_key = op % 14 == 6;
+                let data_key = op % 16 == 6;
                 let sel = b % 4;
                 let ctx = context(sel);
                 let want = self
@@ -599,6 +603,7 @@ impl Harness {
                     .map(|d| {
                         (
                             d.key_id,
+                            d.key_version_id,
                             d.ciphertext_blob,
                             d.plaintext.expose_secret().to_vec(),
                         )
@@ -606,14 +611,17 @@ impl Harness {
                 } else {
                     let plaintext = vec![b; usize::from(a) + 1];
                     code(self.kms().encrypt(&input, &plaintext, &ctx))
-                        .map(|r| (r.key_id, r.ciphertext_blob, plaintext))
+                        .map(|r| (r.key_id, r.key_version_id, r.ciphertext_blob, plaintext))
                 };
                 match want {
                     Ok(id) => {
-                        let (key, blob, plaintext) = got.expect("Encrypt / GenerateDataKey");
+                        let (key, version, blob, plaintext) =
+                            got.expect("Encrypt / GenerateDataKey");
                         assert_eq!(key, id);
+                        assert_eq!(Some(&version), self.primary(&id), "the primary seals");
                         self.model.blobs.push(MBlob {
                             key,
+                            version,
                             blob,
                             ctx: sel,
                             plaintext,
@@ -644,6 +652,7 @@ impl Harness {
                         assert_eq!(d.plaintext.expose_secret(), m.plaintext.as_slice());
                         assert_eq!(d.kind == PlaintextKind::DataKey, m.data_key);
                         assert_eq!(d.key_id, m.key);
+                        assert_eq!(d.key_version_id, m.version);
                     }
                     Err(w) => assert_eq!(got.err(), Some(w)),
                 }
@@ -677,6 +686,64 @@ impl Harness {
                     None => assert_eq!(got.err(), Some("Forbidden.AliasNotFound")),
                 }
             }
+            14 => {
+                let (input, target) = self.key_ref(a);
+                let got = code(self.kms().create_key_version(&input));
+                let want = self.resolve(&input, &target, false).and_then(|id| {
+                    self.model.usable(&id)?;
+                    Ok(id)
+                });
+                match want {
+                    Ok(id) => {
+                        let v = got.expect("CreateKeyVersion");
+                        assert_eq!(v.key_id, id);
+                        if let Some(k) = self.model.keys.iter_mut().find(|k| k.id == id) {
+                            assert!(!k.versions.contains(&v.key_version_id));
+                            k.versions.push(v.key_version_id);
+                        }
+                    }
+                    Err(w) => assert_eq!(got.err(), Some(w)),
+                }
+            }
+            15 => {
+                if self.model.blobs.is_empty() {
+                    return;
+                }
+                let i = usize::from(b) % self.model.blobs.len();
+                let (input, target) = self.key_ref(a);
+                let dest_sel = a % 4;
+                let m = &self.model.blobs[i];
+                let got = code(self.kms().re_encrypt(
+                    &m.blob,
+                    &input,
+                    &context(m.ctx),
+                    &context(dest_sel),
+                ));
+                let want = self.model.usable(&m.key).and_then(|()| {
+                    let id = self.resolve(&input, &target, true)?;
+                    self.model.usable(&id)?;
+                    Ok(id)
+                });
+                match want {
+                    Ok(id) => {
+                        let r = got.expect("ReEncrypt");
+                        assert_eq!(r.key_id, id);
+                        assert_eq!(r.source_key_id, m.key);
+                        assert_eq!(r.source_key_version_id, m.version);
+                        assert_eq!(Some(&r.key_version_id), self.primary(&id));
+                        let moved = MBlob {
+                            key: r.key_id,
+                            version: r.key_version_id,
+                            blob: r.ciphertext_blob,
+                            ctx: dest_sel,
+                            plaintext: m.plaintext.clone(),
+                            data_key: m.data_key,
+                        };
+                        self.model.blobs.push(moved);
+                    }
+                    Err(w) => assert_eq!(got.err(), Some(w)),
+                }
+            }
             10 => {
                 // Forward, from seconds to months: past DeleteDates or not.
                 let secs = i64::from(a) * i64::from(b) * 600 + i64::from(b);
@@ -699,6 +766,7 @@ impl Harness {
                     Ok((state, date)) => {
                         let meta = got.expect("DescribeKey");
                         assert_eq!(meta.key_state, state);
+                        assert_eq!(Some(&meta.primary_key_version), self.primary(&meta.key_id));
                         assert_eq!(
                             meta.delete_date,
                             date.map(crate::clock::format_timestamp).unwrap_or_default()
@@ -708,6 +776,11 @@ impl Harness {
                 }
             }
         }
+    }
+
+    /// The model's primary version of `id`.
+    fn primary(&self, id: &str) -> Option<&String> {
+        self.model.key(id).ok().and_then(|k| k.versions.last())
     }
 
     fn set_state(&mut self, id: &str, state: KeyState, delete_date: Option<i64>) {
@@ -759,8 +832,8 @@ fn enabled(yes: bool) -> KeyState {
 /// Target `state_model`. Input: steps of three bytes (operation, two
 /// arguments), at most 64. CreateKey, Enable/Disable, Schedule/Cancel
 /// deletion, Encrypt, GenerateDataKey, Decrypt (right and wrong context),
-/// CreateAlias/DeleteAlias, clock jumps forward and back, store reopens and
-/// DescribeKey run against the library and a model; every response, or error
+/// CreateAlias/DeleteAlias, CreateKeyVersion (rotation), ReEncrypt, clock
+/// jumps forward and back, store reopens and DescribeKey run against the library and a model; every response, or error
 /// code, must agree, and so must the final state.
 pub fn state_model(data: &[u8]) {
     let mut h = Harness::new();
@@ -777,6 +850,11 @@ fn model_seeds() -> Vec<Vec<u8>> {
         // create x2, alias, GDK via alias, schedule 7 days, reopen, jump, decrypt
         vec![
             0, 0, 0, 0, 0, 0, 8, 0, 0, 6, 5, 3, 3, 0, 7, 12, 0, 0, 10, 255, 255, 7, 0, 0, 13, 5, 0,
+        ],
+        // rotate, decrypt old and new, ReEncrypt, reopen, decrypt both
+        vec![
+            0, 0, 0, 5, 0, 1, 14, 0, 0, 7, 0, 0, 5, 0, 2, 15, 0, 0, 12, 0, 0, 7, 1, 0, 7, 2, 0, 13,
+            0, 0,
         ],
         // schedule, cancel, jump back, describe, wrong context
         vec![

@@ -1,5 +1,5 @@
-//! N threads run mixed Encrypt, Decrypt, GenerateDataKey and management
-//! operations on one `Kms`. The test fails if a thread does not finish
+//! N threads run mixed Encrypt, Decrypt, GenerateDataKey, rotation and
+//! management operations on one `Kms`. The test fails if a thread does not finish
 //! within a generous bound (a deadlock), if a change is lost (every thread's
 //! keys, aliases and tags are all there at the end, and the key counter
 //! agrees), or if a read is torn (a key's state and its DeleteDate always
@@ -42,6 +42,7 @@ struct Made {
     keys: Vec<String>,
     aliases: Vec<(String, String)>,
     tags: Vec<String>,
+    rotations: usize,
 }
 
 /// One worker: thread `t` of the mix.
@@ -50,6 +51,7 @@ fn worker(kms: &Kms, t: usize, shared: &[String], flipper: &str) -> Made {
         keys: Vec::new(),
         aliases: Vec::new(),
         tags: Vec::new(),
+        rotations: 0,
     };
     let ctx = EncryptionContext::from_pairs([("thread", t.to_string())]).expect("ctx");
     for r in 0..ROUNDS {
@@ -61,6 +63,7 @@ fn worker(kms: &Kms, t: usize, shared: &[String], flipper: &str) -> Made {
         let opened = kms.decrypt(&blob.ciphertext_blob, &ctx).expect("decrypt");
         assert_eq!(opened.plaintext.expose_secret(), plaintext.as_slice());
         assert_eq!(&opened.key_id, key);
+        assert_eq!(opened.key_version_id, blob.key_version_id);
         let dk = kms
             .generate_data_key(key, &GenerateDataKeyRequest::default().context(ctx.clone()))
             .expect("data key");
@@ -118,6 +121,22 @@ fn worker(kms: &Kms, t: usize, shared: &[String], flipper: &str) -> Made {
                 let gone = made.tags.remove(0);
                 kms.untag_resource(&shared[0], &[TagKey::new(gone).expect("tag key")])
                     .expect("untag");
+            }
+            5 if r % 12 == 5 => {
+                // Rotation of a shared key while others encrypt under it.
+                let v = kms.create_key_version(key).expect("rotate");
+                let e = kms.encrypt(key, b"after", &ctx).expect("encrypt");
+                let versions = kms
+                    .list_key_versions(key, Paging::new(1, 100).expect("paging"))
+                    .expect("versions")
+                    .items;
+                let at = |id: &str| versions.iter().position(|x| x.key_version_id == id);
+                // Sealed by this rotation's version or a later one.
+                assert!(
+                    at(&e.key_version_id) >= at(&v.key_version_id),
+                    "stale primary"
+                );
+                made.rotations += 1;
             }
             4 if !made.keys.is_empty() => {
                 let own = &made.keys[r % made.keys.len()];
@@ -251,6 +270,22 @@ fn mixed_operations_from_many_threads() {
         want.sort();
         got.sort();
         assert_eq!(got, want, "{name}: a tag change was lost");
+        // Every rotation made a version.
+        let rotations: usize = made.iter().map(|m| m.rotations).sum();
+        let versions: usize = shared
+            .iter()
+            .map(|k| {
+                kms.list_key_versions(k, Paging::new(1, 100).expect("paging"))
+                    .expect("versions")
+                    .total_count as usize
+            })
+            .sum();
+        assert!(rotations > 0);
+        assert_eq!(
+            versions,
+            shared.len() + rotations,
+            "{name}: a rotation was lost"
+        );
         // The flipper ended Enabled, and its cached state says so.
         assert_eq!(
             kms.describe_key(&flipper).expect("flipper").key_state,

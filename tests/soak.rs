@@ -1,6 +1,7 @@
 //! Crash soak: a writer process is killed with SIGKILL over and over while it
 //! runs a mix of operations (CreateKey, CreateAlias, BYOK import of known
-//! material, ScheduleKeyDeletion, Encrypt, envelope encryption). It prints a
+//! material, ScheduleKeyDeletion, Encrypt, envelope encryption,
+//! CreateKeyVersion (rotation) and ReEncrypt). It prints a
 //! line only after a call returned. After every kill the store must open
 //! cleanly, hold every acknowledged change, and decrypt every acknowledged
 //! ciphertext and envelope.
@@ -65,16 +66,37 @@ fn soak_writer_child() {
         .expect("number");
     let kms = open(Path::new(&dir)).expect("writer opens the store");
     let mut keys: Vec<String> = Vec::new();
+    // Generated keys only: imported ones cannot rotate.
+    let mut generated: Vec<String> = Vec::new();
+    // The last ciphertext this run made: (n, blob).
+    let mut last: Option<(u64, String)> = None;
     loop {
         n += 1;
         match n % 8 {
+            7 if n % 16 == 7 && !generated.is_empty() => {
+                let key = &generated[n as usize % generated.len()];
+                let v = kms.create_key_version(key).expect("rotate");
+                println!("ack rotate {n} {key} {}", v.key_version_id);
+            }
+            7 if last.is_some() && !keys.is_empty() => {
+                let (src, blob) = last.take().expect("checked");
+                let dest = &keys[n as usize % keys.len()];
+                let r = kms
+                    .re_encrypt(&blob, dest, &ctx(src), &ctx(n))
+                    .expect("re-encrypt");
+                println!(
+                    "ack reencrypt {n} {} {} {} {src}",
+                    r.key_id, r.key_version_id, r.ciphertext_blob
+                );
+            }
             0 | 1 => {
                 let id = kms
                     .create_key(&CreateKeyRequest::default())
                     .expect("create")
                     .key_id;
                 println!("ack create {n} {id}");
-                keys.push(id);
+                keys.push(id.clone());
+                generated.push(id);
             }
             2 if !keys.is_empty() => {
                 let key = &keys[n as usize % keys.len()];
@@ -114,11 +136,14 @@ fn soak_writer_child() {
             }
             _ if !keys.is_empty() => {
                 let key = &keys[n as usize % keys.len()];
-                let blob = kms
+                let r = kms
                     .encrypt(key, &plaintext(n, 40), &ctx(n))
-                    .expect("encrypt")
-                    .ciphertext_blob;
-                println!("ack encrypt {n} {key} {blob}");
+                    .expect("encrypt");
+                println!(
+                    "ack encrypt {n} {key} {} {}",
+                    r.key_version_id, r.ciphertext_blob
+                );
+                last = Some((n, r.ciphertext_blob));
             }
             _ => {}
         }
@@ -133,8 +158,11 @@ struct Acked {
     /// Key -> the operation whose material it imported.
     imported: BTreeMap<String, u64>,
     aliases: BTreeMap<String, String>,
-    /// (n, key, blob) of Encrypt.
-    blobs: Vec<(u64, String, String)>,
+    /// (n of the plaintext, n of the context, key, version, blob) of
+    /// Encrypt and ReEncrypt.
+    blobs: Vec<(u64, u64, String, String, String)>,
+    /// (key, version) of CreateKeyVersion.
+    versions: Vec<(String, String)>,
     /// (n, key, envelope) of envelope encryption.
     envelopes: Vec<(u64, String, Vec<u8>)>,
     last_n: u64,
@@ -162,7 +190,16 @@ impl Acked {
             "alias" => {
                 self.aliases.insert(parts[3].into(), parts[4].into());
             }
-            "encrypt" => self.blobs.push((n, parts[3].into(), parts[4].into())),
+            "encrypt" => {
+                self.blobs
+                    .push((n, n, parts[3].into(), parts[4].into(), parts[5].into()));
+            }
+            "reencrypt" => {
+                let src: u64 = parts[6].parse().expect("source n");
+                self.blobs
+                    .push((src, n, parts[3].into(), parts[4].into(), parts[5].into()));
+            }
+            "rotate" => self.versions.push((parts[3].into(), parts[4].into())),
             "envelope" => self.envelopes.push((
                 n,
                 parts[3].into(),
@@ -213,12 +250,38 @@ impl Acked {
                 .unwrap_or_else(|e| panic!("round {round}: acknowledged alias {name}: {e}"));
             assert_eq!(&meta.key_id, key, "round {round}: alias {name}");
         }
-        for (n, key, blob) in &self.blobs {
+        for (n, c, key, version, blob) in &self.blobs {
             let d = kms
-                .decrypt(blob, &ctx(*n))
-                .unwrap_or_else(|e| panic!("round {round}: ciphertext {n} under {key}: {e}"));
+                .decrypt(blob, &ctx(*c))
+                .unwrap_or_else(|e| panic!("round {round}: ciphertext {c} under {key}: {e}"));
             assert_eq!(d.plaintext.expose_secret(), plaintext(*n, 40).as_slice());
             assert_eq!(&d.key_id, key);
+            assert_eq!(&d.key_version_id, version);
+        }
+        for (key, version) in &self.versions {
+            kms.describe_key_version(key, version)
+                .unwrap_or_else(|e| panic!("round {round}: version {version} of {key}: {e}"));
+        }
+        // The newest acknowledged version of each key is primary, or a
+        // newer one whose rotation was not acknowledged.
+        let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
+        for (key, version) in &self.versions {
+            newest.insert(key, version);
+        }
+        for (key, version) in newest {
+            let listed = kms
+                .list_key_versions(key, Paging::new(1, 100).expect("paging"))
+                .expect("versions")
+                .items;
+            let at = listed
+                .iter()
+                .position(|v| v.key_version_id == version)
+                .expect("listed");
+            let primary = kms.describe_key(key).expect("key").primary_key_version;
+            assert!(
+                listed[at..].iter().any(|v| v.key_version_id == primary),
+                "round {round}: {key} went back to an older primary"
+            );
         }
         for (n, key, env) in &self.envelopes {
             let out = kms
@@ -298,11 +361,15 @@ fn acknowledged_changes_survive_repeated_kills() {
         acked.verify(&kms, round);
     }
     assert!(!acked.blobs.is_empty() && !acked.keys.is_empty());
+    assert!(!acked.versions.is_empty(), "some rotation was acknowledged");
+    let moved = acked.blobs.iter().filter(|b| b.0 != b.1).count();
+    assert!(moved > 0, "some ReEncrypt was acknowledged");
     eprintln!(
-        "soak: {} keys, {} imported, {} aliases, {} ciphertexts, {} envelopes verified",
+        "soak: {} keys, {} imported, {} aliases, {} rotations, {} ciphertexts ({moved} re-encrypted), {} envelopes verified",
         acked.keys.len(),
         acked.imported.len(),
         acked.aliases.len(),
+        acked.versions.len(),
         acked.blobs.len(),
         acked.envelopes.len()
     );

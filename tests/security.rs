@@ -146,6 +146,62 @@ fn debug_and_display_show_no_secret() {
         )
         .expect("params");
     show("ImportParameters", format!("{params:?}"));
+    let moved = kms
+        .re_encrypt(
+            &kms.encrypt(FIXED_KEY, &plaintext, &ctx)
+                .expect("encrypt")
+                .ciphertext_blob,
+            &external,
+            &ctx,
+            &EncryptionContext::empty(),
+        )
+        .expect("re-encrypt");
+    show("ReEncryptResponse", format!("{moved:?}"));
+    show(
+        "KeyVersion",
+        format!("{:?}", kms.create_key_version(FIXED_KEY).expect("rotate")),
+    );
+    show(
+        "GenerateDataKeyWithoutPlaintext",
+        format!(
+            "{:?}",
+            kms.generate_data_key_without_plaintext(FIXED_KEY, &Default::default())
+        ),
+    );
+    let access_secret = b"ACCESS-KEY-SECRET-MUST-NOT-SHOW".to_vec();
+    secrets.push(access_secret.clone());
+    show(
+        "Verifier",
+        format!(
+            "{:?}",
+            localkms::wire::Verifier::new("AKID", String::from_utf8(access_secret).expect("utf-8"))
+        ),
+    );
+    // Wire error responses carry no plaintext either.
+    let wire_blob = kms
+        .encrypt(FIXED_KEY, &plaintext, &ctx)
+        .expect("encrypt")
+        .ciphertext_blob;
+    for params in [
+        vec![
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", wire_blob.as_str()),
+        ],
+        vec![
+            ("Action", "Decrypt"),
+            ("CiphertextBlob", wire_blob.as_str()),
+            ("EncryptionContext", "{\"purpose\":\"other\"}"),
+            ("Format", "XML"),
+        ],
+    ] {
+        let params: Vec<(String, String)> = params
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let response = localkms::wire::dispatch(&kms, &params);
+        assert_eq!(response.status, 400);
+        show("wire error response", format!("{response:?}"));
+    }
     show("Kms", format!("{kms:?}"));
     show("Config", format!("{:?}", Config::default()));
     show(

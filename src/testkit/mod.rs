@@ -56,6 +56,8 @@ thread_local! {
     static DEPTH: Cell<u32> = const { Cell::new(0) };
     /// The wire request being answered on this thread, if any.
     static REQUEST_ID: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Set when the outermost operation on this thread has been audited.
+    static AUDITED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Leaves an operation (also on unwind).
@@ -173,6 +175,28 @@ impl Kms {
         result
     }
 
+    /// Runs a wire action: a request refused before it reaches an operation
+    /// (a missing or malformed parameter) is audited here, as the action.
+    pub(crate) fn wire_action<T>(
+        &self,
+        action: &'static str,
+        key_param: Option<&str>,
+        run: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        if !self.toolkit.audit_on.load(Ordering::Acquire) {
+            return run();
+        }
+        AUDITED.with(|a| a.set(false));
+        let time = self.clock.now();
+        let result = run();
+        if let Err(e) = &result
+            && !AUDITED.with(Cell::get)
+        {
+            self.audit::<()>(action, key_param.unwrap_or(""), time, &Err(e.clone()));
+        }
+        result
+    }
+
     /// Runs `f` as part of an operation that is neither faulted nor audited
     /// (fixture loading).
     pub(crate) fn quietly<T>(&self, f: impl FnOnce() -> T) -> T {
@@ -199,6 +223,7 @@ impl Kms {
             }
             Err(e) => (key_of_param(key_param), None, e.code()),
         };
+        AUDITED.with(|a| a.set(true));
         let request_id = REQUEST_ID
             .with(|r| r.borrow().clone())
             .unwrap_or_else(crate::wire::request_id);

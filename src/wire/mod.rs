@@ -239,7 +239,9 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
                 .iter()
                 .find(|a| a.name == name)
                 .ok_or_else(|| Error::InvalidAction(crate::kms::shorten(name)))?;
-            Ok((action.name, (action.run)(kms, &p)?))
+            let key = p.optional("KeyId").or(p.optional("DestinationKeyId"));
+            let run = || (action.run)(kms, &p);
+            Ok((action.name, kms.wire_action(action.name, key, run)?))
         })
     });
     match outcome {

@@ -185,3 +185,21 @@ mod tests {
         assert_ne!(first, second);
     }
 }
+
+/// The default build has no deterministic mode: this must not compile
+/// without the `test-util` feature (run `cargo test --doc` without
+/// features to check; with the feature this item does not exist).
+///
+/// ```compile_fail,E0599
+/// let kms = localkms::Kms::builder().insecure_deterministic(1).build();
+/// ```
+///
+/// The same code without the method compiles, so the failure above is the
+/// missing method and nothing else:
+///
+/// ```
+/// let kms = localkms::Kms::builder().build();
+/// ```
+#[cfg(not(feature = "test-util"))]
+#[allow(dead_code)]
+pub(crate) struct DefaultBuildGate;

@@ -35,6 +35,24 @@ impl Fault {
     }
 }
 
+impl std::str::FromStr for Fault {
+    type Err = Error;
+
+    /// `Throttling`, `ServiceUnavailable` or `InternalFailure`, or the wire
+    /// codes `Rejected.Throttling` and `ServiceUnavailableTemporary`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "Throttling" | "Rejected.Throttling" => Ok(Self::Throttling),
+            "ServiceUnavailable" | "ServiceUnavailableTemporary" => Ok(Self::ServiceUnavailable),
+            "InternalFailure" => Ok(Self::InternalFailure),
+            _ => Err(Error::invalid(
+                "Fault",
+                "must be Throttling, ServiceUnavailable or InternalFailure",
+            )),
+        }
+    }
+}
+
 /// One rule: the next `remaining` calls fail, or each call fails with
 /// probability `p`.
 #[derive(Debug)]
@@ -253,6 +271,23 @@ mod tests {
             .fail_with_probability("Encrypt", 1.0, Fault::Throttling, 1)
             .unwrap();
         assert!((0..100).all(|_| always.check("Encrypt").is_err()));
+    }
+
+    #[test]
+    fn fault_names() {
+        for (text, f) in [
+            ("Throttling", Fault::Throttling),
+            ("Rejected.Throttling", Fault::Throttling),
+            ("ServiceUnavailable", Fault::ServiceUnavailable),
+            ("ServiceUnavailableTemporary", Fault::ServiceUnavailable),
+            ("InternalFailure", Fault::InternalFailure),
+        ] {
+            assert_eq!(text.parse::<Fault>(), Ok(f));
+        }
+        assert!("throttling".parse::<Fault>().is_err());
+        assert_eq!(Fault::Throttling.error().http_status(), 429);
+        assert_eq!(Fault::ServiceUnavailable.error().http_status(), 503);
+        assert_eq!(Fault::InternalFailure.error().http_status(), 500);
     }
 
     #[test]

@@ -6,6 +6,47 @@
 //! checks the fault rules, runs the operation, and hands an [`AuditEvent`]
 //! to the audit sink. Operations called from inside another operation are
 //! neither faulted nor audited again.
+//!
+//! The README's testing example (kept identical, so it is tested here):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use localkms::{EncryptionContext, Fault, Kms, ManualClock, MemoryAudit};
+//!
+//! let clock = ManualClock::new(1_767_225_600); // 2026-01-01T00:00:00Z
+//! let kms = Kms::builder().clock(clock.clone()).build()?;
+//!
+//! // Fixtures: keys with fixed ids, aliases, tags, states and dates (docs/FIXTURES.md).
+//! kms.load_fixtures(r#"{"Keys": [{
+//!     "KeyId": "c0ffee00-0000-4000-8000-000000000001",
+//!     "Aliases": ["alias/cards"],
+//!     "Tags": [{"TagKey": "app", "TagValue": "cards"}]
+//! }]}"#)?;
+//!
+//! // Audit trail: one event per operation (never plaintext, material or tokens).
+//! let audit = Arc::new(MemoryAudit::new());
+//! kms.set_audit_sink(audit.clone());
+//!
+//! // Fault injection, at run time, for the Rust API and the wire alike.
+//! kms.faults().fail_next("Encrypt", 2, Fault::Throttling)?;
+//! let ctx = EncryptionContext::empty();
+//! let mut attempts = 0;
+//! let sealed = loop {
+//!     attempts += 1;
+//!     match kms.encrypt("alias/cards", b"4111", &ctx) {
+//!         Err(e) if e.code() == "Rejected.Throttling" => continue, // 429: retry
+//!         other => break other?,
+//!     }
+//! };
+//! assert_eq!(attempts, 3);
+//! assert_eq!(audit.events().len(), 3);
+//!
+//! // Time: a deletion window passes in an instant.
+//! kms.schedule_key_deletion("c0ffee00-0000-4000-8000-000000000001", 7)?;
+//! clock.advance(7 * 86_400);
+//! assert_eq!(kms.decrypt(&sealed.ciphertext_blob, &ctx).unwrap_err().code(), "Forbidden.KeyNotFound");
+//! # Ok::<(), localkms::Error>(())
+//! ```
 
 pub(crate) mod audit;
 pub(crate) mod faults;

@@ -274,7 +274,8 @@ impl KmsBuilder {
             StoreChoice::Custom(s) => s,
         };
         let mut kms = Kms::from_parts(store, root, self.clock, self.config)?;
-        kms.toolkit.rng = crate::testkit::rng::Rng::new(self.deterministic_seed);
+        let next_seq = kms.lock_writer()?.next_seq;
+        kms.toolkit.rng = crate::testkit::rng::Rng::new(self.deterministic_seed, next_seq);
         Ok(kms)
     }
 }

@@ -152,6 +152,31 @@ mod deterministic {
     }
 
     #[test]
+    fn a_reopened_store_does_not_make_the_same_ids_again() {
+        let open = |dir: &std::path::Path| {
+            Kms::builder()
+                .sled(dir)
+                .root_key_bytes(&[9u8; 32])
+                .clock(ManualClock::new(T0))
+                .insecure_deterministic(5)
+                .build()
+                .expect("sled")
+        };
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = open(d1.path()).create_key(&Default::default()).unwrap();
+        // A fresh store with the same seed repeats the stream...
+        let again = open(d2.path()).create_key(&Default::default()).unwrap();
+        assert_eq!(first.key_id, again.key_id);
+        // ...a reopened one does not: the old key stays as it was.
+        let kms = open(d1.path());
+        let second = kms.create_key(&Default::default()).unwrap();
+        assert_ne!(second.key_id, first.key_id);
+        assert_ne!(second.primary_key_version, first.primary_key_version);
+        assert_eq!(kms.describe_key(&first.key_id).unwrap(), first);
+        assert_eq!(kms.key_count().unwrap(), 2);
+    }
+
+    #[test]
     fn fixtures_generate_reproducibly() {
         let f = r#"{"Keys":[{"Description":"a"},{"Versions":[{},{}]}]}"#;
         let a = seeded(3);

@@ -24,12 +24,18 @@ pub(crate) enum Rng {
 
 impl Rng {
     /// The OS CSPRNG, or the DRBG seeded with `seed` (which only
-    /// `KmsBuilder::insecure_deterministic` sets).
-    pub(crate) fn new(seed: Option<u64>) -> Self {
+    /// `KmsBuilder::insecure_deterministic` sets) for a store whose next key
+    /// sequence number is `next_seq`: a fresh store always gets the same
+    /// stream, and a reopened one a new stream, so it never makes again the
+    /// ids of keys it made before.
+    pub(crate) fn new(seed: Option<u64>, next_seq: u64) -> Self {
         match seed {
             #[cfg(feature = "test-util")]
-            Some(seed) => Self::Deterministic(std::sync::Mutex::new(Drbg::new(seed))),
-            _ => Self::Os,
+            Some(seed) => Self::Deterministic(std::sync::Mutex::new(Drbg::new(seed, next_seq))),
+            _ => {
+                let _ = next_seq;
+                Self::Os
+            }
         }
     }
 }
@@ -42,7 +48,9 @@ impl crate::kms::KmsBuilder {
     ///
     /// Only in builds with the `test-util` feature, so a default build cannot
     /// reach it. Outputs are reproducible for a single-threaded sequence of
-    /// calls on a fresh service with the same clock: concurrent calls draw
+    /// calls on a fresh store with the same seed (a reopened persistent store
+    /// draws a new stream, so it never repeats the ids of its keys; clock
+    /// values affect only timestamps, never ids or blobs): concurrent calls draw
     /// from one generator in an order that depends on thread timing. The root
     /// key, sealing nonces at rest, BYOK wrapping keys and import tokens stay
     /// random.
@@ -78,20 +86,25 @@ impl std::fmt::Debug for Rng {
     }
 }
 
-/// The deterministic generator: block `i` is HMAC-SHA256(seed, "localkms
-/// drbg v1" || i as u64 big-endian); output is the blocks in order, and a
-/// request that ends inside a block discards the rest of it.
+/// The deterministic generator: block `i` is HMAC-SHA256(seed || epoch,
+/// "localkms drbg v1" || i), all numbers u64 big-endian, where the epoch is
+/// the store's next key sequence number at open (0 for a fresh store).
+/// Output is the blocks in order; a request that ends inside a block
+/// discards the rest of it.
 #[cfg(feature = "test-util")]
 pub(crate) struct Drbg {
-    seed: [u8; 8],
+    seed: [u8; 16],
     counter: u64,
 }
 
 #[cfg(feature = "test-util")]
 impl Drbg {
-    pub(crate) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64, epoch: u64) -> Self {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&seed.to_be_bytes());
+        key[8..].copy_from_slice(&epoch.to_be_bytes());
         Self {
-            seed: seed.to_be_bytes(),
+            seed: key,
             counter: 0,
         }
     }
@@ -165,19 +178,21 @@ mod tests {
     fn drbg_is_reproducible_and_seed_dependent() {
         let mut a = [0u8; 70];
         let mut b = [0u8; 70];
-        Drbg::new(1).fill(&mut a);
-        Drbg::new(1).fill(&mut b);
+        Drbg::new(1, 0).fill(&mut a);
+        Drbg::new(1, 0).fill(&mut b);
         assert_eq!(a, b);
-        Drbg::new(2).fill(&mut b);
+        Drbg::new(2, 0).fill(&mut b);
         assert_ne!(a, b);
-        // Block 0 is HMAC-SHA256(seed, label || 0).
+        Drbg::new(1, 1).fill(&mut b);
+        assert_ne!(a, b);
+        // Block 0 is HMAC-SHA256(seed || epoch, label || 0).
         let block0 = crate::import_token::hmac_sha256(
-            &1u64.to_be_bytes(),
+            &[1u64.to_be_bytes(), 0u64.to_be_bytes()].concat(),
             &[b"localkms drbg v1", &0u64.to_be_bytes()],
         );
         assert_eq!(&a[..32], &block0[..]);
         // Consecutive calls continue the stream, not restart it.
-        let mut d = Drbg::new(1);
+        let mut d = Drbg::new(1, 0);
         let mut first = [0u8; 16];
         let mut second = [0u8; 16];
         d.fill(&mut first);

@@ -65,7 +65,11 @@ enum Rule {
 /// through [`Kms::faults`](crate::Kms::faults).
 ///
 /// Rules are per action (its wire name, such as `"Encrypt"`), or `"*"` for
-/// every action. An action's own rule is consulted before `"*"`.
+/// every action. An action's own rule is consulted before `"*"`. A wire
+/// request meets the rules when it reaches its operation, after its
+/// parameters are read (a request with a missing parameter still gets
+/// `MissingParameter`); an operation called inside another one (Decrypt
+/// inside ReEncrypt) is not checked again. DescribeRegions cannot fail.
 ///
 /// ```
 /// use localkms::{Fault, Kms};

@@ -144,7 +144,8 @@ impl Kms {
     /// Loads the keys of a JSON fixture (format: `docs/FIXTURES.md`) and
     /// returns their KeyIds in file order. Missing KeyIds, KeyVersionIds and
     /// material are generated (reproducibly under
-    /// `KmsBuilder::insecure_deterministic`).
+    /// `KmsBuilder::insecure_deterministic`). Loading is set-up, not an
+    /// operation: it is neither audited nor subject to fault rules.
     ///
     /// ```
     /// let kms = localkms::Kms::in_memory()?;

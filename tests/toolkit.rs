@@ -786,3 +786,64 @@ fn json_lines_sink_writes_no_secrets() {
     assert!(!text.contains(dk.plaintext.to_base64().as_str()));
     assert_eq!(sink.failures(), 0);
 }
+
+#[test]
+fn counted_faults_and_audit_hold_across_threads() {
+    let (kms, _) = kms();
+    let key = kms.create_key(&Default::default()).unwrap().key_id;
+    let audit = Arc::new(MemoryAudit::new());
+    kms.set_audit_sink(audit.clone());
+    kms.faults()
+        .fail_next("Encrypt", 25, Fault::Throttling)
+        .unwrap();
+    let failures: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..50)
+                        .filter(|_| kms.encrypt(&key, b"x", &ctx()).is_err())
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
+    assert_eq!(failures, 25);
+    let ev = audit.take();
+    assert_eq!(ev.len(), 200);
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e.outcome == "Rejected.Throttling")
+            .count(),
+        25
+    );
+    let ids: std::collections::HashSet<_> = ev.iter().map(|e| e.request_id.clone()).collect();
+    assert_eq!(ids.len(), 200);
+}
+
+#[test]
+fn fault_rules_can_be_replaced_and_cleared() {
+    let (kms, _) = kms();
+    let key = kms.create_key(&Default::default()).unwrap().key_id;
+    kms.faults()
+        .fail_next("Encrypt", 100, Fault::Throttling)
+        .unwrap();
+    kms.faults()
+        .fail_next("Encrypt", 1, Fault::InternalFailure)
+        .unwrap();
+    assert_eq!(
+        kms.encrypt(&key, b"x", &ctx()).unwrap_err().code(),
+        "InternalFailure"
+    );
+    kms.encrypt(&key, b"x", &ctx()).unwrap();
+    kms.faults()
+        .fail_next("Encrypt", 100, Fault::Throttling)
+        .unwrap();
+    kms.faults().fail_next("*", 100, Fault::Throttling).unwrap();
+    kms.faults().clear_action("Encrypt");
+    // "*" still applies to Encrypt once its own rule is gone.
+    assert!(kms.encrypt(&key, b"x", &ctx()).is_err());
+    kms.faults().clear_action("*");
+    kms.encrypt(&key, b"x", &ctx()).unwrap();
+    kms.describe_key(&key).unwrap();
+}

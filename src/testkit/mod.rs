@@ -4,8 +4,10 @@
 //!
 //! Every public operation of [`Kms`] runs through [`Kms::operation`]: it
 //! checks the fault rules, runs the operation, and hands an [`AuditEvent`]
-//! to the audit sink. Operations called from inside another operation are
-//! neither faulted nor audited again.
+//! to the audit sink. Operations called from inside another operation on
+//! the same thread (Decrypt inside ReEncrypt, or any call made by a reader,
+//! writer or audit sink that an operation is running) are neither faulted
+//! nor audited again.
 //!
 //! The README's testing example (kept identical, so it is tested here):
 //!

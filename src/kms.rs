@@ -97,6 +97,8 @@ pub struct Kms {
     /// Serializes every write, and holds the counters they change.
     writer: Mutex<Counters>,
     cache: RwLock<HashMap<String, Arc<KeyEntry>>>,
+    /// Random source, fault rules and audit sink (src/testkit/).
+    pub(crate) toolkit: crate::testkit::Toolkit,
 }
 
 impl fmt::Debug for Kms {
@@ -147,6 +149,8 @@ pub struct KmsBuilder {
     root_error: Option<Error>,
     clock: Arc<dyn Clock>,
     config: Config,
+    /// Set by `insecure_deterministic` (feature `test-util` only).
+    pub(crate) deterministic_seed: Option<u64>,
 }
 
 impl KmsBuilder {
@@ -269,7 +273,10 @@ impl KmsBuilder {
             StoreChoice::Memory => Box::new(MemoryKeystore::new()),
             StoreChoice::Custom(s) => s,
         };
-        Kms::from_parts(store, root, self.clock, self.config)
+        let mut kms = Kms::from_parts(store, root, self.clock, self.config)?;
+        let next_seq = kms.lock_writer()?.next_seq;
+        kms.toolkit.rng = crate::testkit::rng::Rng::new(self.deterministic_seed, next_seq);
+        Ok(kms)
     }
 }
 
@@ -365,6 +372,7 @@ impl Kms {
             root_error: None,
             clock: Arc::new(SystemClock),
             config: Config::default(),
+            deterministic_seed: None,
         }
     }
 
@@ -433,6 +441,7 @@ impl Kms {
             config,
             writer: Mutex::new(counters),
             cache: RwLock::new(HashMap::new()),
+            toolkit: Default::default(),
         })
     }
 

@@ -291,7 +291,7 @@ impl Kms {
             return Err(Error::MissingParameter("KeyId"));
         }
         check_plaintext(plaintext)?;
-        let id = self.resolve_key_id(key_id, "KeyId", true)?;
+        let id = self.resolve_key(key_id, "KeyId", true)?;
         let entry = self.usable_entry(&id)?;
         let mut nonce = [0u8; NONCE_LEN];
         self.fill_random(&mut nonce)?;
@@ -341,7 +341,7 @@ impl Kms {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
         }
-        let id = self.resolve_key_id(key_id, "KeyId", true)?;
+        let id = self.resolve_key(key_id, "KeyId", true)?;
         let entry = self.usable_entry(&id)?;
         // One CSPRNG call: the nonce, then the data key. The buffer then
         // serves as the data key's holder.

@@ -2,6 +2,7 @@
 //! the key cache, key-id resolution, the write path and deletion at
 //! `DeleteDate`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -808,6 +809,18 @@ impl Kms {
         param: &'static str,
         alias_ok: bool,
     ) -> Result<String> {
+        self.resolve_key(input, param, alias_ok)
+            .map(Cow::into_owned)
+    }
+
+    /// [`Kms::resolve_key_id`] without a copy when `input` already names the
+    /// key (the hot path of Encrypt and GenerateDataKey).
+    pub(crate) fn resolve_key<'a>(
+        &self,
+        input: &'a str,
+        param: &'static str,
+        alias_ok: bool,
+    ) -> Result<Cow<'a, str>> {
         if input.is_empty() {
             return Err(Error::MissingParameter(param));
         }
@@ -823,11 +836,11 @@ impl Kms {
                     } else if !ours {
                         Err(Error::AliasNotFound(shorten(input)))
                     } else {
-                        crate::alias::lookup_alias(self, r)
+                        crate::alias::lookup_alias(self, r).map(Cow::Owned)
                     }
                 }
                 Some(r) if ours => match r.strip_prefix("key/") {
-                    Some(id) if is_key_id(id) => Ok(id.to_owned()),
+                    Some(id) if is_key_id(id) => Ok(Cow::Borrowed(id)),
                     _ => Err(Error::KeyNotFound(shorten(input))),
                 },
                 _ => Err(Error::KeyNotFound(shorten(input))),
@@ -837,10 +850,11 @@ impl Kms {
             if !alias_ok {
                 return Err(Error::UnsupportedAlias(param));
             }
-            return crate::alias::lookup_alias(self, input);
+            return crate::alias::lookup_alias(self, input).map(Cow::Owned);
         }
         if is_key_id(input) {
-            Ok(input.to_owned())
+            // The hot path: a plain key id, resolved without a copy.
+            Ok(Cow::Borrowed(input))
         } else {
             Err(Error::KeyNotFound(shorten(input)))
         }

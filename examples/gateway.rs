@@ -11,6 +11,13 @@
 //! verifies each request's signature (v1 HMAC-SHA1 or ACS3-HMAC-SHA256) and
 //! answers through `localkms::wire::dispatch`. The first line on stdout is
 //! `listening on http://ADDR`. SIGINT or SIGTERM stops it cleanly.
+//!
+//! For testing applications (see `docs/FIXTURES.md` and the README's
+//! testing section): `--fault ACTION:N:FAULT` makes the next N calls of
+//! ACTION (`*` for all) fail, or with a decimal N such as `0.25` fail with
+//! that probability (seeded, so runs repeat); FAULT is `Throttling` (429),
+//! `ServiceUnavailable` (503) or `InternalFailure` (500). It may be given
+//! more than once. `--audit-log FILE` appends one JSON line per operation.
 
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
@@ -18,26 +25,35 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use localkms::wire::{self, HttpRequest, Verifier};
-use localkms::{Error, Kms};
+use localkms::{Error, Fault, JsonLinesAudit, Kms};
 
 /// The largest request body read.
 const MAX_BODY_BYTES: u64 = 1 << 20;
 
 const USAGE: &str = "usage: gateway --listen 127.0.0.1:PORT --data-dir DIR \
-                     --access-key-id ID --access-key-secret SECRET";
+                     --access-key-id ID --access-key-secret SECRET \
+                     [--fault ACTION:N:FAULT]... [--audit-log FILE]";
 
 struct Args {
     listen: SocketAddr,
     data_dir: String,
     access_key_id: String,
     access_key_secret: String,
+    faults: Vec<String>,
+    audit_log: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = std::env::args().skip(1);
     let (mut listen, mut data_dir, mut id, mut secret) = (None, None, None, None);
+    let (mut faults, mut audit_log) = (Vec::new(), None);
     while let Some(flag) = args.next() {
+        if flag == "--fault" {
+            faults.push(args.next().ok_or("--fault needs a value")?);
+            continue;
+        }
         let slot = match flag.as_str() {
+            "--audit-log" => &mut audit_log,
             "--listen" => &mut listen,
             "--data-dir" => &mut data_dir,
             "--access-key-id" => &mut id,
@@ -60,7 +76,29 @@ fn parse_args() -> Result<Args, String> {
         data_dir: need(data_dir, "--data-dir")?,
         access_key_id: need(id, "--access-key-id")?,
         access_key_secret: need(secret, "--access-key-secret")?,
+        faults,
+        audit_log,
     })
+}
+
+/// Sets one `--fault ACTION:N:FAULT` rule.
+fn add_fault(kms: &Kms, spec: &str) -> Result<(), String> {
+    let bad = |e: &dyn std::fmt::Display| format!("--fault {spec}: {e}");
+    let mut parts = spec.split(':');
+    let (Some(action), Some(n), Some(fault), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad(&"expected ACTION:N:FAULT"));
+    };
+    let fault: Fault = fault.parse().map_err(|e| bad(&e))?;
+    let set = if n.contains('.') {
+        let p: f64 = n.parse().map_err(|e| bad(&e))?;
+        kms.faults().fail_with_probability(action, p, fault, 1)
+    } else {
+        let times: u64 = n.parse().map_err(|e| bad(&e))?;
+        kms.faults().fail_next(action, times, fault)
+    };
+    set.map_err(|e| bad(&e))
 }
 
 fn main() -> ExitCode {
@@ -78,6 +116,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for spec in &args.faults {
+        if let Err(msg) = add_fault(&kms, spec) {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = &args.audit_log {
+        match JsonLinesAudit::file(path) {
+            Ok(sink) => kms.set_audit_sink(Arc::new(sink)),
+            Err(e) => {
+                eprintln!("cannot open --audit-log {path}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let verifier = Verifier::new(args.access_key_id, args.access_key_secret);
     let server = match tiny_http::Server::http(args.listen) {
         Ok(s) => Arc::new(s),

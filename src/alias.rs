@@ -317,6 +317,12 @@ impl Kms {
     /// `Unsupported.Alias` (KeyId), `AliasAlreadyExists`,
     /// `Forbidden.KeyNotFound`, `Rejected.StateModifiedFailed`.
     pub fn create_alias(&self, alias_name: &str, key_id: &str) -> Result<()> {
+        self.operation("CreateAlias", key_id, || {
+            self.create_alias_op(alias_name, key_id)
+        })
+    }
+
+    fn create_alias_op(&self, alias_name: &str, key_id: &str) -> Result<()> {
         let name = AliasName::new(alias_name)?;
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         let mut w = self.writer()?;
@@ -356,6 +362,12 @@ impl Kms {
     /// `Forbidden.KeyNotFound`, `Rejected.PendingDeletion` when the target is
     /// pending deletion.
     pub fn update_alias(&self, alias_name: &str, key_id: &str) -> Result<()> {
+        self.operation("UpdateAlias", key_id, || {
+            self.update_alias_op(alias_name, key_id)
+        })
+    }
+
+    fn update_alias_op(&self, alias_name: &str, key_id: &str) -> Result<()> {
         let name = AliasName::new(alias_name)?;
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         let mut w = self.writer()?;
@@ -385,6 +397,10 @@ impl Kms {
     /// `MissingParameter`/`InvalidParameter` (AliasName),
     /// `Forbidden.AliasNotFound`.
     pub fn delete_alias(&self, alias_name: &str) -> Result<()> {
+        self.operation("DeleteAlias", "", || self.delete_alias_op(alias_name))
+    }
+
+    fn delete_alias_op(&self, alias_name: &str) -> Result<()> {
         let name = AliasName::new(alias_name)?;
         let mut w = self.writer()?;
         let rec = live_alias(self, &mut w, name.as_str())?
@@ -405,6 +421,10 @@ impl Kms {
     /// # Errors
     /// A storage failure.
     pub fn list_aliases(&self, paging: Paging) -> Result<Page<AliasEntry>> {
+        self.operation("ListAliases", "", || self.list_aliases_op(paging))
+    }
+
+    fn list_aliases_op(&self, paging: Paging) -> Result<Page<AliasEntry>> {
         self.purge_expired()?;
         let total = AliasCounters::load(self)?.count;
         let items = paging
@@ -420,6 +440,12 @@ impl Kms {
     /// # Errors
     /// `MissingParameter` (KeyId), `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn list_aliases_by_key_id(&self, key_id: &str, paging: Paging) -> Result<Page<AliasEntry>> {
+        self.operation("ListAliasesByKeyId", key_id, || {
+            self.list_aliases_by_key_id_op(key_id, paging)
+        })
+    }
+
+    fn list_aliases_by_key_id_op(&self, key_id: &str, paging: Paging) -> Result<Page<AliasEntry>> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         self.entry(&id)?;
         let prefix = format!("{id}/");

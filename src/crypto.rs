@@ -22,7 +22,6 @@ use crate::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
 use crate::context::EncryptionContext;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::{KeyEntry, Kms, shorten};
-use crate::secret::fill_random;
 
 /// The largest `Plaintext` of Encrypt, in bytes.
 pub const MAX_PLAINTEXT_BYTES: usize = 6144;
@@ -277,14 +276,25 @@ impl Kms {
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<EncryptResponse> {
+        self.operation("Encrypt", key_id, || {
+            self.encrypt_op(key_id, plaintext, context)
+        })
+    }
+
+    fn encrypt_op(
+        &self,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<EncryptResponse> {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
         }
         check_plaintext(plaintext)?;
-        let id = self.resolve_key_id(key_id, "KeyId", true)?;
+        let id = self.resolve_key(key_id, "KeyId", true)?;
         let entry = self.usable_entry(&id)?;
         let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
+        self.fill_random(&mut nonce)?;
         Ok(self
             .seal_with(&entry, PlaintextKind::Text, plaintext, context, &nonce)?
             .into_response())
@@ -299,6 +309,12 @@ impl Kms {
     /// `MissingParameter` (KeyId), `InvalidParameter` (NumberOfBytes outside
     /// 1..=1024), and the key errors of [`Kms::encrypt`].
     pub fn generate_data_key(&self, key_id: &str, req: &GenerateDataKeyRequest) -> Result<DataKey> {
+        self.operation("GenerateDataKey", key_id, || {
+            self.generate_data_key_op(key_id, req)
+        })
+    }
+
+    fn generate_data_key_op(&self, key_id: &str, req: &GenerateDataKeyRequest) -> Result<DataKey> {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
         }
@@ -325,12 +341,12 @@ impl Kms {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
         }
-        let id = self.resolve_key_id(key_id, "KeyId", true)?;
+        let id = self.resolve_key(key_id, "KeyId", true)?;
         let entry = self.usable_entry(&id)?;
         // One CSPRNG call: the nonce, then the data key. The buffer then
         // serves as the data key's holder.
         let mut random = Zeroizing::new(vec![0u8; NONCE_LEN + len]);
-        fill_random(&mut random)?;
+        self.fill_random(&mut random)?;
         let (nonce, key) = random.split_at(NONCE_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::InternalFailure)?;
         let sealed = self.seal_with(&entry, PlaintextKind::DataKey, key, context, nonce)?;
@@ -350,6 +366,10 @@ impl Kms {
     /// or altered KeyId / KeyVersionId bytes); the state rejections of
     /// [`Kms::encrypt`].
     pub fn decrypt(&self, ciphertext_blob: &str, context: &EncryptionContext) -> Result<Decrypted> {
+        self.operation("Decrypt", "", || self.decrypt_op(ciphertext_blob, context))
+    }
+
+    fn decrypt_op(&self, ciphertext_blob: &str, context: &EncryptionContext) -> Result<Decrypted> {
         if ciphertext_blob.is_empty() {
             return Err(Error::MissingParameter("CiphertextBlob"));
         }
@@ -411,7 +431,7 @@ impl Kms {
         let id = self.resolve_key_id(destination_key_id, "DestinationKeyId", true)?;
         let entry = self.usable_entry(&id)?;
         let mut nonce = [0u8; NONCE_LEN];
-        fill_random(&mut nonce)?;
+        self.fill_random(&mut nonce)?;
         Ok(self
             .seal_with(
                 &entry,

@@ -75,6 +75,17 @@ impl Kms {
         plaintext: &[u8],
         context: &EncryptionContext,
     ) -> Result<Vec<u8>> {
+        self.operation("EnvelopeEncrypt", key_id, || {
+            self.envelope_encrypt_op(key_id, plaintext, context)
+        })
+    }
+
+    fn envelope_encrypt_op(
+        &self,
+        key_id: &str,
+        plaintext: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(sealed_len(plaintext.len()));
         self.envelope_encrypt_stream(key_id, context, plaintext, &mut out)?;
         Ok(out)
@@ -93,6 +104,16 @@ impl Kms {
         envelope: &[u8],
         context: &EncryptionContext,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        self.operation("EnvelopeDecrypt", "", || {
+            self.envelope_decrypt_op(envelope, context)
+        })
+    }
+
+    fn envelope_decrypt_op(
+        &self,
+        envelope: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         // The plaintext is shorter than the envelope: this capacity never
         // grows, so no copy of the plaintext is left behind by a reallocation.
         let mut out = Zeroizing::new(Vec::with_capacity(envelope.len()));
@@ -107,6 +128,18 @@ impl Kms {
     /// The errors of [`Kms::generate_data_key`]; [`Error::Io`] when the
     /// reader or writer fails.
     pub fn envelope_encrypt_stream(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        reader: impl Read,
+        writer: impl Write,
+    ) -> Result<EnvelopeInfo> {
+        self.operation("EnvelopeEncryptStream", key_id, || {
+            self.envelope_encrypt_stream_op(key_id, context, reader, writer)
+        })
+    }
+
+    fn envelope_encrypt_stream_op(
         &self,
         key_id: &str,
         context: &EncryptionContext,
@@ -154,6 +187,17 @@ impl Kms {
     /// As [`Kms::envelope_decrypt`]; [`Error::Io`] when the reader or writer
     /// fails.
     pub fn envelope_decrypt_stream(
+        &self,
+        context: &EncryptionContext,
+        reader: impl Read,
+        writer: impl Write,
+    ) -> Result<EnvelopeInfo> {
+        self.operation("EnvelopeDecryptStream", "", || {
+            self.envelope_decrypt_stream_op(context, reader, writer)
+        })
+    }
+
+    fn envelope_decrypt_stream_op(
         &self,
         context: &EncryptionContext,
         mut reader: impl Read,

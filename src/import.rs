@@ -37,7 +37,7 @@ use crate::clock::format_timestamp;
 use crate::error::{Error, Rejection, Result};
 use crate::import_token::{self, ImportToken, TOKEN_ID_LEN, TokenKey, hmac_sha256};
 use crate::keystore::{Batch, Scan};
-use crate::kms::{Kms, new_uuid};
+use crate::kms::Kms;
 use crate::record::{KeyRecord, NS_MATERIAL, NS_META, VersionMeta, material_id, time_bytes};
 use crate::secret::{KeyMaterial, fill_random};
 use crate::types::{KeyState, Origin, WrappingAlgorithm, WrappingKeySpec};
@@ -337,6 +337,17 @@ impl Kms {
         wrapping_algorithm: WrappingAlgorithm,
         wrapping_key_spec: WrappingKeySpec,
     ) -> Result<ImportParameters> {
+        self.operation("GetParametersForImport", key_id, || {
+            self.get_parameters_for_import_op(key_id, wrapping_algorithm, wrapping_key_spec)
+        })
+    }
+
+    fn get_parameters_for_import_op(
+        &self,
+        key_id: &str,
+        wrapping_algorithm: WrappingAlgorithm,
+        wrapping_key_spec: WrappingKeySpec,
+    ) -> Result<ImportParameters> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         require_external(&self.entry(&id)?.record)?;
         let now = self.clock.now();
@@ -393,6 +404,23 @@ impl Kms {
     /// `ExpiredImportToken`, and `InvalidKeyMaterial` for every unwrapping or
     /// material failure, with one message.
     pub fn import_key_material(
+        &self,
+        key_id: &str,
+        encrypted_key_material: &str,
+        import_token: &str,
+        key_material_expire_unix: Option<i64>,
+    ) -> Result<()> {
+        self.operation("ImportKeyMaterial", key_id, || {
+            self.import_key_material_op(
+                key_id,
+                encrypted_key_material,
+                import_token,
+                key_material_expire_unix,
+            )
+        })
+    }
+
+    fn import_key_material_op(
         &self,
         key_id: &str,
         encrypted_key_material: &str,
@@ -465,7 +493,7 @@ impl Kms {
             }
             if r.versions.is_empty() {
                 r.versions.push(VersionMeta {
-                    id: new_uuid()?,
+                    id: self.new_uuid()?,
                     created: now,
                 });
             }
@@ -493,6 +521,12 @@ impl Kms {
     /// `MissingParameter`, `Unsupported.Alias`, `Forbidden.KeyNotFound`,
     /// `Unsupported.Origin` for an `Aliyun_KMS` key, or a storage failure.
     pub fn delete_key_material(&self, key_id: &str) -> Result<()> {
+        self.operation("DeleteKeyMaterial", key_id, || {
+            self.delete_key_material_op(key_id)
+        })
+    }
+
+    fn delete_key_material_op(&self, key_id: &str) -> Result<()> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         self.update_key(&id, |r, batch| {
             require_external(r)?;

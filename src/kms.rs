@@ -2,6 +2,7 @@
 //! the key cache, key-id resolution, the write path and deletion at
 //! `DeleteDate`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -97,6 +98,8 @@ pub struct Kms {
     /// Serializes every write, and holds the counters they change.
     writer: Mutex<Counters>,
     cache: crate::cache::KeyCache,
+    /// Random source, fault rules and audit sink (src/testkit/).
+    pub(crate) toolkit: crate::testkit::Toolkit,
 }
 
 impl fmt::Debug for Kms {
@@ -147,6 +150,8 @@ pub struct KmsBuilder {
     root_error: Option<Error>,
     clock: Arc<dyn Clock>,
     config: Config,
+    /// Set by `insecure_deterministic` (feature `test-util` only).
+    pub(crate) deterministic_seed: Option<u64>,
 }
 
 impl KmsBuilder {
@@ -278,7 +283,10 @@ impl KmsBuilder {
             StoreChoice::Memory => Box::new(MemoryKeystore::new()),
             StoreChoice::Custom(s) => s,
         };
-        Kms::from_parts(store, root, self.clock, self.config)
+        let mut kms = Kms::from_parts(store, root, self.clock, self.config)?;
+        let next_seq = kms.lock_writer()?.next_seq;
+        kms.toolkit.rng = crate::testkit::rng::Rng::new(self.deterministic_seed, next_seq);
+        Ok(kms)
     }
 }
 
@@ -374,6 +382,7 @@ impl Kms {
             root_error: None,
             clock: Arc::new(SystemClock),
             config: Config::default(),
+            deterministic_seed: None,
         }
     }
 
@@ -442,6 +451,7 @@ impl Kms {
             config,
             writer: Mutex::new(counters),
             cache: crate::cache::KeyCache::new(),
+            toolkit: Default::default(),
         })
     }
 
@@ -792,6 +802,18 @@ impl Kms {
         param: &'static str,
         alias_ok: bool,
     ) -> Result<String> {
+        self.resolve_key(input, param, alias_ok)
+            .map(Cow::into_owned)
+    }
+
+    /// [`Kms::resolve_key_id`] without a copy when `input` already names the
+    /// key (the hot path of Encrypt and GenerateDataKey).
+    pub(crate) fn resolve_key<'a>(
+        &self,
+        input: &'a str,
+        param: &'static str,
+        alias_ok: bool,
+    ) -> Result<Cow<'a, str>> {
         if input.is_empty() {
             return Err(Error::MissingParameter(param));
         }
@@ -807,11 +829,11 @@ impl Kms {
                     } else if !ours {
                         Err(Error::AliasNotFound(shorten(input)))
                     } else {
-                        crate::alias::lookup_alias(self, r)
+                        crate::alias::lookup_alias(self, r).map(Cow::Owned)
                     }
                 }
                 Some(r) if ours => match r.strip_prefix("key/") {
-                    Some(id) if is_key_id(id) => Ok(id.to_owned()),
+                    Some(id) if is_key_id(id) => Ok(Cow::Borrowed(id)),
                     _ => Err(Error::KeyNotFound(shorten(input))),
                 },
                 _ => Err(Error::KeyNotFound(shorten(input))),
@@ -821,10 +843,11 @@ impl Kms {
             if !alias_ok {
                 return Err(Error::UnsupportedAlias(param));
             }
-            return crate::alias::lookup_alias(self, input);
+            return crate::alias::lookup_alias(self, input).map(Cow::Owned);
         }
         if is_key_id(input) {
-            Ok(input.to_owned())
+            // The hot path: a plain key id, resolved without a copy.
+            Ok(Cow::Borrowed(input))
         } else {
             Err(Error::KeyNotFound(shorten(input)))
         }

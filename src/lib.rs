@@ -25,6 +25,7 @@ mod rotation;
 mod seal;
 mod secret;
 mod tags;
+mod testkit;
 mod types;
 pub mod wire;
 
@@ -54,5 +55,6 @@ pub use reencrypt::ReEncryptResponse;
 pub use rotation::{KeyVersion, parse_rotation_interval};
 pub use seal::RootKey;
 pub use tags::{MAX_TAGS_PER_KEY, ResourceTag, Tag, TagKey, parse_tag_keys, parse_tags};
+pub use testkit::{AuditEvent, AuditSink, Fault, Faults, JsonLinesAudit, MemoryAudit};
 pub use types::{KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 pub use types::{WrappingAlgorithm, WrappingKeySpec};

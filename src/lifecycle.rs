@@ -4,10 +4,9 @@
 
 use crate::clock::format_timestamp;
 use crate::error::{Error, Rejection, Result};
-use crate::kms::{Kms, new_uuid};
+use crate::kms::Kms;
 use crate::paging::{Page, Paging};
 use crate::record::{KeyRecord, NS_DELETION, NS_KEY_ORDER, VersionMeta, deletion_id};
-use crate::secret::KeyMaterial;
 use crate::tags::Tag;
 use crate::types::{
     KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel,
@@ -146,11 +145,15 @@ impl Kms {
     /// (automatic rotation of an `EXTERNAL` key), `Rejected.LimitExceeded`
     /// (more than 10 tags, or the store key limit), or a storage failure.
     pub fn create_key(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
+        self.operation("CreateKey", "", || self.create_key_op(req))
+    }
+
+    fn create_key_op(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
         validate_description(&req.description)?;
         if let Some(i) = req.rotation_interval {
             validate_rotation_interval(i)?;
         }
-        let key_id = new_uuid()?;
+        let key_id = self.new_uuid()?;
         if req.enable_automatic_rotation && req.origin == Origin::External {
             return Err(Error::UnsupportedOrigin {
                 key_id,
@@ -164,7 +167,7 @@ impl Kms {
         }
         let now = self.clock.now();
         let material = match req.origin {
-            Origin::AliyunKms => Some((new_uuid()?, KeyMaterial::generate()?)),
+            Origin::AliyunKms => Some((self.new_uuid()?, self.new_material()?)),
             Origin::External => None,
         };
         let interval = req.rotation_interval.unwrap_or(DEFAULT_ROTATION_INTERVAL);
@@ -217,6 +220,10 @@ impl Kms {
     /// # Errors
     /// `MissingParameter`, `Forbidden.KeyNotFound`, `Forbidden.AliasNotFound`.
     pub fn describe_key(&self, key_id: &str) -> Result<KeyMetadata> {
+        self.operation("DescribeKey", key_id, || self.describe_key_op(key_id))
+    }
+
+    fn describe_key_op(&self, key_id: &str) -> Result<KeyMetadata> {
         let id = self.resolve_key_id(key_id, "KeyId", true)?;
         Ok(self.metadata(&self.entry(&id)?.record))
     }
@@ -227,6 +234,10 @@ impl Kms {
     /// # Errors
     /// A storage failure.
     pub fn list_keys(&self, paging: Paging) -> Result<Page<KeyListEntry>> {
+        self.operation("ListKeys", "", || self.list_keys_op(paging))
+    }
+
+    fn list_keys_op(&self, paging: Paging) -> Result<Page<KeyListEntry>> {
         self.purge_expired()?;
         let total = self.key_count()?;
         let items = paging
@@ -251,6 +262,12 @@ impl Kms {
     /// (Description over 8192 characters), `Unsupported.Alias`,
     /// `Forbidden.KeyNotFound`.
     pub fn update_key_description(&self, key_id: &str, description: &str) -> Result<()> {
+        self.operation("UpdateKeyDescription", key_id, || {
+            self.update_key_description_op(key_id, description)
+        })
+    }
+
+    fn update_key_description_op(&self, key_id: &str, description: &str) -> Result<()> {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
         }
@@ -272,6 +289,10 @@ impl Kms {
     /// `Rejected.StateModifiedFailed` from `PendingDeletion` or `PendingImport`;
     /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn enable_key(&self, key_id: &str) -> Result<()> {
+        self.operation("EnableKey", key_id, || self.enable_key_op(key_id))
+    }
+
+    fn enable_key_op(&self, key_id: &str) -> Result<()> {
         self.set_enabled(key_id, KeyState::Enabled)
     }
 
@@ -280,6 +301,10 @@ impl Kms {
     /// # Errors
     /// As [`Kms::enable_key`].
     pub fn disable_key(&self, key_id: &str) -> Result<()> {
+        self.operation("DisableKey", key_id, || self.disable_key_op(key_id))
+    }
+
+    fn disable_key_op(&self, key_id: &str) -> Result<()> {
         self.set_enabled(key_id, KeyState::Disabled)
     }
 
@@ -307,6 +332,12 @@ impl Kms {
     /// `Rejected.StateModifiedFailed` when already pending deletion,
     /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn schedule_key_deletion(&self, key_id: &str, pending_window_in_days: u32) -> Result<()> {
+        self.operation("ScheduleKeyDeletion", key_id, || {
+            self.schedule_key_deletion_op(key_id, pending_window_in_days)
+        })
+    }
+
+    fn schedule_key_deletion_op(&self, key_id: &str, pending_window_in_days: u32) -> Result<()> {
         if !(7..=30).contains(&pending_window_in_days) {
             return Err(Error::invalid(
                 "PendingWindowInDays",
@@ -339,6 +370,12 @@ impl Kms {
     /// `Rejected.StateModifiedFailed` unless pending deletion;
     /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn cancel_key_deletion(&self, key_id: &str) -> Result<()> {
+        self.operation("CancelKeyDeletion", key_id, || {
+            self.cancel_key_deletion_op(key_id)
+        })
+    }
+
+    fn cancel_key_deletion_op(&self, key_id: &str) -> Result<()> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         self.update_key(&id, |r, batch| match (r.state, r.delete_date) {
             (KeyState::PendingDeletion, Some(date)) => {

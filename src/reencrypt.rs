@@ -64,6 +64,23 @@ impl Kms {
         source_context: &EncryptionContext,
         destination_context: &EncryptionContext,
     ) -> Result<ReEncryptResponse> {
+        self.operation("ReEncrypt", destination_key_id, || {
+            self.re_encrypt_op(
+                ciphertext_blob,
+                destination_key_id,
+                source_context,
+                destination_context,
+            )
+        })
+    }
+
+    fn re_encrypt_op(
+        &self,
+        ciphertext_blob: &str,
+        destination_key_id: &str,
+        source_context: &EncryptionContext,
+        destination_context: &EncryptionContext,
+    ) -> Result<ReEncryptResponse> {
         if ciphertext_blob.is_empty() {
             return Err(Error::MissingParameter("CiphertextBlob"));
         }
@@ -100,6 +117,16 @@ impl Kms {
     /// # Errors
     /// As [`Kms::generate_data_key`].
     pub fn generate_data_key_without_plaintext(
+        &self,
+        key_id: &str,
+        req: &GenerateDataKeyRequest,
+    ) -> Result<EncryptResponse> {
+        self.operation("GenerateDataKeyWithoutPlaintext", key_id, || {
+            self.generate_data_key_without_plaintext_op(key_id, req)
+        })
+    }
+
+    fn generate_data_key_without_plaintext_op(
         &self,
         key_id: &str,
         req: &GenerateDataKeyRequest,

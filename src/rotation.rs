@@ -35,11 +35,10 @@ use serde::Serialize;
 use crate::clock::format_timestamp;
 use crate::error::{Error, Rejection, Result};
 use crate::keystore::Batch;
-use crate::kms::{Kms, new_uuid, shorten};
+use crate::kms::{Kms, shorten};
 use crate::lifecycle::{DEFAULT_ROTATION_INTERVAL, validate_rotation_interval};
 use crate::paging::{Page, Paging};
 use crate::record::{KeyRecord, VersionMeta};
-use crate::secret::KeyMaterial;
 use crate::types::{KeyState, Origin};
 
 /// One version of a key (`KeyVersion` of CreateKeyVersion, DescribeKeyVersion
@@ -146,10 +145,10 @@ impl Kms {
         now: i64,
     ) -> Result<VersionMeta> {
         let version = VersionMeta {
-            id: new_uuid()?,
+            id: self.new_uuid()?,
             created: now,
         };
-        let material = KeyMaterial::generate()?;
+        let material = self.new_material()?;
         self.put_material(batch, &record.key_id, &version.id, &material)?;
         record.versions.push(version.clone());
         record.last_rotation = Some(now);
@@ -180,6 +179,12 @@ impl Kms {
     /// `Rejected.Disabled` / `Rejected.PendingDeletion` unless the key is
     /// `Enabled`, or a storage failure (the key then keeps its primary).
     pub fn create_key_version(&self, key_id: &str) -> Result<KeyVersion> {
+        self.operation("CreateKeyVersion", key_id, || {
+            self.create_key_version_op(key_id)
+        })
+    }
+
+    fn create_key_version_op(&self, key_id: &str) -> Result<KeyVersion> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         let now = self.clock.now();
         let (record, version) = self.update_key(&id, |r, batch| {
@@ -198,6 +203,12 @@ impl Kms {
     /// `MissingParameter` (KeyId, KeyVersionId), `Unsupported.Alias`,
     /// `Forbidden.KeyNotFound`, `Forbidden.KeyVersionNotFound`.
     pub fn describe_key_version(&self, key_id: &str, key_version_id: &str) -> Result<KeyVersion> {
+        self.operation("DescribeKeyVersion", key_id, || {
+            self.describe_key_version_op(key_id, key_version_id)
+        })
+    }
+
+    fn describe_key_version_op(&self, key_id: &str, key_version_id: &str) -> Result<KeyVersion> {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
         }
@@ -221,6 +232,12 @@ impl Kms {
     /// # Errors
     /// `MissingParameter`, `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn list_key_versions(&self, key_id: &str, paging: Paging) -> Result<Page<KeyVersion>> {
+        self.operation("ListKeyVersions", key_id, || {
+            self.list_key_versions_op(key_id, paging)
+        })
+    }
+
+    fn list_key_versions_op(&self, key_id: &str, paging: Paging) -> Result<Page<KeyVersion>> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         let entry = self.entry(&id)?;
         let record = &entry.record;
@@ -246,6 +263,17 @@ impl Kms {
     /// `Unsupported.Alias`, `Forbidden.KeyNotFound`, `Unsupported.Origin`
     /// for an `EXTERNAL` key.
     pub fn update_rotation_policy(
+        &self,
+        key_id: &str,
+        enable_automatic_rotation: bool,
+        rotation_interval: Option<u64>,
+    ) -> Result<()> {
+        self.operation("UpdateRotationPolicy", key_id, || {
+            self.update_rotation_policy_op(key_id, enable_automatic_rotation, rotation_interval)
+        })
+    }
+
+    fn update_rotation_policy_op(
         &self,
         key_id: &str,
         enable_automatic_rotation: bool,

@@ -301,6 +301,10 @@ impl Kms {
     /// `Forbidden.KeyNotFound`, `Rejected.LimitExceeded` when the key would
     /// have more than [`MAX_TAGS_PER_KEY`] tags.
     pub fn tag_resource(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
+        self.operation("TagResource", key_id, || self.tag_resource_op(key_id, tags))
+    }
+
+    fn tag_resource_op(&self, key_id: &str, tags: &[Tag]) -> Result<()> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         if tags.is_empty() {
             return Err(Error::MissingParameter("Tags"));
@@ -329,6 +333,12 @@ impl Kms {
     /// `MissingParameter` (KeyId, or TagKeys when empty), `Unsupported.Alias`,
     /// `Forbidden.KeyNotFound`.
     pub fn untag_resource(&self, key_id: &str, tag_keys: &[TagKey]) -> Result<()> {
+        self.operation("UntagResource", key_id, || {
+            self.untag_resource_op(key_id, tag_keys)
+        })
+    }
+
+    fn untag_resource_op(&self, key_id: &str, tag_keys: &[TagKey]) -> Result<()> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         if tag_keys.is_empty() {
             return Err(Error::MissingParameter("TagKeys"));
@@ -350,6 +360,12 @@ impl Kms {
     /// # Errors
     /// `MissingParameter` (KeyId), `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn list_resource_tags(&self, key_id: &str) -> Result<Vec<ResourceTag>> {
+        self.operation("ListResourceTags", key_id, || {
+            self.list_resource_tags_op(key_id)
+        })
+    }
+
+    fn list_resource_tags_op(&self, key_id: &str) -> Result<Vec<ResourceTag>> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         self.entry(&id)?;
         Ok(self

@@ -230,17 +230,23 @@ pub fn actions() -> impl Iterator<Item = (&'static str, &'static str)> {
 /// and status, never 500; 500 (`InternalFailure`) means a storage failure.
 pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
     let format = format_of(params);
-    let outcome = Params::new(params).and_then(|p| {
-        let name = p.required("Action")?;
-        let action = ACTIONS
-            .iter()
-            .find(|a| a.name == name)
-            .ok_or_else(|| Error::InvalidAction(crate::kms::shorten(name)))?;
-        Ok((action.name, (action.run)(kms, &p)?))
+    // Made first, so the audit event of the operation carries it too.
+    let id = request_id();
+    let outcome = crate::testkit::with_request_id(&id, || {
+        Params::new(params).and_then(|p| {
+            let name = p.required("Action")?;
+            let action = ACTIONS
+                .iter()
+                .find(|a| a.name == name)
+                .ok_or_else(|| Error::InvalidAction(crate::kms::shorten(name)))?;
+            let key = p.optional("KeyId").or(p.optional("DestinationKeyId"));
+            let run = || (action.run)(kms, &p);
+            Ok((action.name, kms.wire_action(action.name, key, run)?))
+        })
     });
     match outcome {
-        Ok((name, fields)) => success(format, name, fields),
-        Err(e) => error_response(format, &e),
+        Ok((name, fields)) => success(format, name, fields, id),
+        Err(e) => error_response(format, &e, id),
     }
 }
 
@@ -249,7 +255,7 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
 /// Request ids need to be unique, not secret, so they come from a keyed
 /// hash (SipHash under a per-process random key) of a counter rather than a
 /// system call per response.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     static KEY: OnceLock<RandomState> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let key = KEY.get_or_init(RandomState::new);
@@ -268,8 +274,8 @@ fn request_id() -> String {
 /// Response members that may hold plaintext, cleared after rendering.
 const SECRET_MEMBERS: &[&str] = &["Plaintext"];
 
-fn success(format: Format, action: &str, mut fields: Fields) -> Response {
-    fields.insert("RequestId".into(), Value::String(request_id()));
+fn success(format: Format, action: &str, mut fields: Fields, request_id: String) -> Response {
+    fields.insert("RequestId".into(), Value::String(request_id));
     let body = render::body(format, action, &fields);
     // Plaintext members (Decrypt, GenerateDataKey): clear this copy. The
     // body is the caller's to handle.
@@ -297,10 +303,10 @@ fn clear(v: &mut Value) {
 
 /// The error body of SPEC section 7: `RequestId`, `HostId`, `Code`,
 /// `Message` and `HttpStatus` (an integer in JSON), XML root `<Error>`.
-fn error_response(format: Format, e: &Error) -> Response {
+fn error_response(format: Format, e: &Error, request_id: String) -> Response {
     let status = e.http_status();
     let mut fields = Fields::new();
-    fields.insert("RequestId".into(), Value::String(request_id()));
+    fields.insert("RequestId".into(), Value::String(request_id));
     fields.insert("HostId".into(), Value::String(HOST_ID.into()));
     fields.insert("Code".into(), Value::String(e.code().into()));
     fields.insert("Message".into(), Value::String(e.to_string()));
@@ -315,7 +321,7 @@ fn error_response(format: Format, e: &Error) -> Response {
 /// The error response for `e` (for failures before [`dispatch`], such as a
 /// bad signature), in the format the request's `Format` parameter asks for.
 pub fn error(params: &[(String, String)], e: &Error) -> Response {
-    error_response(format_of(params), e)
+    error_response(format_of(params), e, request_id())
 }
 
 /// Verifies a request received over HTTP and answers it: what a gateway does

@@ -42,7 +42,8 @@ def gateway_binary():
 class Gateway:
     """A running gateway process."""
 
-    def __init__(self, data_dir, access_key_id=ACCESS_KEY_ID, secret=ACCESS_KEY_SECRET):
+    def __init__(self, data_dir, access_key_id=ACCESS_KEY_ID, secret=ACCESS_KEY_SECRET,
+                 extra_args=()):
         self.proc = subprocess.Popen(
             [
                 str(gateway_binary()),
@@ -50,6 +51,7 @@ class Gateway:
                 "--data-dir", str(data_dir),
                 "--access-key-id", access_key_id,
                 "--access-key-secret", secret,
+                *extra_args,
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

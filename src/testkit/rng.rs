@@ -1,0 +1,220 @@
+//! The random source of a [`Kms`]: the OS CSPRNG, or (feature `test-util`
+//! only) a seeded HMAC-SHA256 DRBG that makes key ids, version ids, key
+//! material, nonces and data keys reproducible.
+//!
+//! Root-key sealing nonces, BYOK RSA key pairs and import token ids stay
+//! OS-random in every mode: they never appear in anything an application
+//! snapshots.
+
+use crate::error::Result;
+use crate::kms::Kms;
+use crate::secret::{KeyMaterial, fill_random};
+
+/// Where a [`Kms`] takes the randomness that shapes its outputs.
+#[derive(Default)]
+pub(crate) enum Rng {
+    /// The OS CSPRNG (every build, the only choice without `test-util`).
+    #[default]
+    Os,
+    /// HMAC-SHA256(seed, counter) blocks. **Insecure**: anyone who knows the
+    /// seed knows every key.
+    #[cfg(feature = "test-util")]
+    Deterministic(std::sync::Mutex<Drbg>),
+}
+
+impl Rng {
+    /// The OS CSPRNG, or the DRBG seeded with `seed` (which only
+    /// `KmsBuilder::insecure_deterministic` sets) for a store whose next key
+    /// sequence number is `next_seq`: a fresh store always gets the same
+    /// stream, and a reopened one a new stream, so it never makes again the
+    /// ids of keys it made before.
+    pub(crate) fn new(seed: Option<u64>, next_seq: u64) -> Self {
+        match seed {
+            #[cfg(feature = "test-util")]
+            Some(seed) => Self::Deterministic(std::sync::Mutex::new(Drbg::new(seed, next_seq))),
+            _ => {
+                let _ = next_seq;
+                Self::Os
+            }
+        }
+    }
+}
+
+impl crate::kms::KmsBuilder {
+    /// **INSECURE. Tests only; never use in production.** Makes key ids,
+    /// version ids, key material, nonces and data keys a function of `seed`,
+    /// so an application can snapshot-test its ciphertexts. Anyone who knows
+    /// the seed knows every key of the service.
+    ///
+    /// Only in builds with the `test-util` feature, so a default build cannot
+    /// reach it. Outputs are reproducible for a single-threaded sequence of
+    /// calls on a fresh store with the same seed (a reopened persistent store
+    /// draws a new stream, so it never repeats the ids of its keys; clock
+    /// values affect only timestamps, never ids or blobs): concurrent calls draw
+    /// from one generator in an order that depends on thread timing. The root
+    /// key, sealing nonces at rest, BYOK wrapping keys and import tokens stay
+    /// random.
+    ///
+    /// ```
+    /// use localkms::{Kms, ManualClock};
+    /// let make = || Kms::builder().clock(ManualClock::new(1_700_000_000)).insecure_deterministic(42).build();
+    /// let (a, b) = (make()?, make()?);
+    /// assert!(a.is_insecure_deterministic());
+    /// let ka = a.create_key(&Default::default())?;
+    /// assert_eq!(ka.key_id, b.create_key(&Default::default())?.key_id);
+    /// let ctx = Default::default();
+    /// assert_eq!(
+    ///     a.encrypt(&ka.key_id, b"hi", &ctx)?.ciphertext_blob,
+    ///     b.encrypt(&ka.key_id, b"hi", &ctx)?.ciphertext_blob,
+    /// );
+    /// # Ok::<(), localkms::Error>(())
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn insecure_deterministic(mut self, seed: u64) -> Self {
+        self.deterministic_seed = Some(seed);
+        self
+    }
+}
+
+impl std::fmt::Debug for Rng {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Os => f.write_str("Os"),
+            #[cfg(feature = "test-util")]
+            Self::Deterministic(_) => f.write_str("Deterministic([REDACTED])"),
+        }
+    }
+}
+
+/// The deterministic generator: block `i` is HMAC-SHA256(seed || epoch,
+/// "localkms drbg v1" || i), all numbers u64 big-endian, where the epoch is
+/// the store's next key sequence number at open (0 for a fresh store).
+/// Output is the blocks in order; a request that ends inside a block
+/// discards the rest of it.
+#[cfg(feature = "test-util")]
+pub(crate) struct Drbg {
+    seed: [u8; 16],
+    counter: u64,
+}
+
+#[cfg(feature = "test-util")]
+impl Drbg {
+    pub(crate) fn new(seed: u64, epoch: u64) -> Self {
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&seed.to_be_bytes());
+        key[8..].copy_from_slice(&epoch.to_be_bytes());
+        Self {
+            seed: key,
+            counter: 0,
+        }
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(32) {
+            let block = crate::import_token::hmac_sha256(
+                &self.seed,
+                &[b"localkms drbg v1", &self.counter.to_be_bytes()],
+            );
+            self.counter = self.counter.wrapping_add(1);
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+    }
+}
+
+impl Kms {
+    /// Fills `buf` from this service's random source (see [`Rng`]).
+    pub(crate) fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
+        match &self.toolkit.rng {
+            Rng::Os => fill_random(buf),
+            #[cfg(feature = "test-util")]
+            Rng::Deterministic(d) => {
+                d.lock()
+                    .map_err(|_| crate::error::Error::InternalFailure)?
+                    .fill(buf);
+                Ok(())
+            }
+        }
+    }
+
+    /// A new lowercase UUID v4 (a KeyId or KeyVersionId).
+    pub(crate) fn new_uuid(&self) -> Result<String> {
+        if matches!(self.toolkit.rng, Rng::Os) {
+            return crate::kms::new_uuid();
+        }
+        let mut b = [0u8; 16];
+        self.fill_random(&mut b)?;
+        Ok(uuid::Builder::from_random_bytes(b)
+            .into_uuid()
+            .hyphenated()
+            .to_string())
+    }
+
+    /// Fresh 256-bit key material.
+    pub(crate) fn new_material(&self) -> Result<KeyMaterial> {
+        match &self.toolkit.rng {
+            Rng::Os => KeyMaterial::generate(),
+            #[cfg(feature = "test-util")]
+            Rng::Deterministic(_) => {
+                let mut m = zeroize::Zeroizing::new([0u8; 32]);
+                self.fill_random(m.as_mut())?;
+                KeyMaterial::from_slice(m.as_ref()).ok_or(crate::error::Error::InternalFailure)
+            }
+        }
+    }
+
+    /// True when this service was built with
+    /// `KmsBuilder::insecure_deterministic`: its keys are predictable and
+    /// must never protect real data.
+    pub fn is_insecure_deterministic(&self) -> bool {
+        !matches!(self.toolkit.rng, Rng::Os)
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drbg_is_reproducible_and_seed_dependent() {
+        let mut a = [0u8; 70];
+        let mut b = [0u8; 70];
+        Drbg::new(1, 0).fill(&mut a);
+        Drbg::new(1, 0).fill(&mut b);
+        assert_eq!(a, b);
+        Drbg::new(2, 0).fill(&mut b);
+        assert_ne!(a, b);
+        Drbg::new(1, 1).fill(&mut b);
+        assert_ne!(a, b);
+        // Block 0 is HMAC-SHA256(seed || epoch, label || 0).
+        let block0 = crate::import_token::hmac_sha256(
+            &[1u64.to_be_bytes(), 0u64.to_be_bytes()].concat(),
+            &[b"localkms drbg v1", &0u64.to_be_bytes()],
+        );
+        assert_eq!(&a[..32], &block0[..]);
+        // Consecutive calls continue the stream, not restart it.
+        let mut d = Drbg::new(1, 0);
+        let mut first = [0u8; 16];
+        let mut second = [0u8; 16];
+        d.fill(&mut first);
+        d.fill(&mut second);
+        assert_ne!(first, second);
+    }
+}
+
+/// The default build has no deterministic mode: this must not compile
+/// without the `test-util` feature (run `cargo test --doc` without
+/// features to check; with the feature this item does not exist).
+///
+/// ```compile_fail,E0599
+/// let kms = localkms::Kms::builder().insecure_deterministic(1).build();
+/// ```
+///
+/// The same code without the method compiles, so the failure above is the
+/// missing method and nothing else:
+///
+/// ```
+/// let kms = localkms::Kms::builder().build();
+/// ```
+#[cfg(not(feature = "test-util"))]
+#[allow(dead_code)]
+pub(crate) struct DefaultBuildGate;

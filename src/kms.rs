@@ -3,7 +3,6 @@
 //! `DeleteDate`.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -69,14 +68,14 @@ impl Default for Config {
 /// Replaced whole on every change to the key, which drops its ciphers.
 pub(crate) struct KeyEntry {
     pub record: KeyRecord,
-    ciphers: RwLock<HashMap<String, Arc<Xaes256Gcm>>>,
+    ciphers: RwLock<crate::cache::IdMap<Arc<Xaes256Gcm>>>,
 }
 
 impl KeyEntry {
     pub(crate) fn new(record: KeyRecord) -> Arc<Self> {
         Arc::new(Self {
             record,
-            ciphers: RwLock::new(HashMap::new()),
+            ciphers: RwLock::new(crate::cache::IdMap::default()),
         })
     }
 }

@@ -11,6 +11,7 @@ mod crypto;
 mod envelope;
 mod error;
 #[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod import;
 mod import_token;

@@ -3,7 +3,8 @@
 //! `fuzz/seeds/<target>/`, the inputs of past findings in
 //! `fuzz/regressions/<target>/`, and the seeds built in code.
 //!
-//! `LOCALKMS_WRITE_SEEDS=1 cargo test --test fuzz_corpus` rewrites
+//! Needs the `fuzzing` feature (`scripts/test.sh` enables all features).
+//! `LOCALKMS_WRITE_SEEDS=1 cargo test --features fuzzing --test fuzz_corpus` rewrites
 //! `fuzz/seeds/` from the seeds built in code.
 
 use std::path::{Path, PathBuf};

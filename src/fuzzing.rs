@@ -55,20 +55,27 @@ fn context(selector: u8) -> EncryptionContext {
 /// If the fixture cannot be built (never: it is an in-memory store).
 pub fn fixture() -> &'static Kms {
     static KMS: OnceLock<Kms> = OnceLock::new();
-    KMS.get_or_init(|| {
-        let build = || -> crate::error::Result<Kms> {
-            let kms = Kms::builder()
-                .in_memory()
-                .root_key_bytes(&[0x42; 32])
-                .clock(ManualClock::new(T0))
-                .build()?;
-            crate::crypto::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
-            crate::crypto::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
-            kms.disable_key(KEY_B)?;
-            Ok(kms)
-        };
-        build().expect("the fuzzing fixture builds") // safe: in memory, fixed valid inputs
-    })
+    KMS.get_or_init(|| build_fixture(None))
+}
+
+/// An in-memory service holding [`KEY_A`] (enabled) and [`KEY_B`] (disabled)
+/// with fixed material, and at most `max_keys` keys when given.
+fn build_fixture(max_keys: Option<u64>) -> Kms {
+    let build = || -> crate::error::Result<Kms> {
+        let mut builder = Kms::builder()
+            .in_memory()
+            .root_key_bytes(&[0x42; 32])
+            .clock(ManualClock::new(T0));
+        if let Some(max) = max_keys {
+            builder = builder.max_keys(max);
+        }
+        let kms = builder.build()?;
+        crate::crypto::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
+        crate::crypto::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
+        kms.disable_key(KEY_B)?;
+        Ok(kms)
+    };
+    build().expect("the fuzzing fixture builds") // safe: in memory, fixed valid inputs
 }
 
 // ---- ciphertext blobs and Decrypt -------------------------------------------
@@ -867,19 +874,7 @@ fn model_seeds() -> Vec<Vec<u8>> {
 
 /// A fresh service with the fixed keys of [`fixture`], for one dispatch input.
 fn fresh_fixture() -> Kms {
-    let build = || -> crate::error::Result<Kms> {
-        let kms = Kms::builder()
-            .in_memory()
-            .root_key_bytes(&[0x42; 32])
-            .clock(ManualClock::new(T0))
-            .max_keys(16)
-            .build()?;
-        crate::crypto::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
-        crate::crypto::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
-        kms.disable_key(KEY_B)?;
-        Ok(kms)
-    };
-    build().expect("the fuzzing fixture builds") // safe: in memory, fixed valid inputs
+    build_fixture(Some(16))
 }
 
 /// Target `dispatch`. Input: up to 8 requests, one per line; each is

@@ -95,8 +95,8 @@ fn open_and_list(c: &mut Criterion) {
                 for _ in 0..iters {
                     wait_for_unlock(dir.path());
                     let start = Instant::now();
-                    let store = localkms::keystore::SledKeystore::open(dir.path().join("db"))
-                        .expect("open");
+                    let store =
+                        localkms::store::SledKeystore::open(dir.path().join("db")).expect("open");
                     total += start.elapsed();
                     drop(store);
                 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
 use crate::kms::KeyEntry;
-use crate::record::KeyRecord;
+use crate::store::record::KeyRecord;
 
 /// A map keyed by key ids or key version ids.
 pub(crate) type IdMap<V> = HashMap<String, V, BuildHasherDefault<IdHasher>>;

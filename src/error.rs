@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::keystore::StoreError;
+use crate::store::StoreError;
 use crate::types::KeyState;
 
 /// A failed operation.

@@ -15,13 +15,15 @@ use std::sync::{Arc, OnceLock};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use crate::blob::{self, HEADER_LEN, NONCE_LEN, PlaintextKind, TAG_LEN};
 use crate::clock::ManualClock;
-use crate::context::EncryptionContext;
+use crate::crypto::blob::{self, HEADER_LEN, NONCE_LEN, PlaintextKind, TAG_LEN};
+use crate::crypto::context::EncryptionContext;
+use crate::crypto::import_token::{
+    ImportToken, TokenKey, read as token_read, write as token_write,
+};
 use crate::error::Error;
-use crate::import_token::{ImportToken, TokenKey, read as token_read, write as token_write};
-use crate::keystore::{Batch, Keystore, MemoryKeystore, Record, Scan, StoreError};
 use crate::kms::Kms;
+use crate::store::{Batch, Keystore, MemoryKeystore, Record, Scan, StoreError};
 use crate::types::KeyState;
 
 /// The fixed start time of the fuzzing clocks.
@@ -70,8 +72,8 @@ fn build_fixture(max_keys: Option<u64>) -> Kms {
             builder = builder.max_keys(max);
         }
         let kms = builder.build()?;
-        crate::crypto::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
-        crate::crypto::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
+        crate::ops::symmetric::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
+        crate::ops::symmetric::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
         kms.disable_key(KEY_B)?;
         Ok(kms)
     };
@@ -99,7 +101,7 @@ pub fn blob_decrypt(data: &[u8]) {
             assert_eq!(d.key_version_id.as_bytes(), h.version_id);
             assert_eq!(d.kind, h.kind);
             assert_eq!(d.plaintext.len(), bytes.len() - HEADER_LEN - TAG_LEN);
-            let again = crate::crypto::internal::seal_with_nonce(
+            let again = crate::ops::symmetric::internal::seal_with_nonce(
                 kms,
                 &d.key_id,
                 d.kind,
@@ -146,7 +148,7 @@ fn blob_seeds() -> Vec<Vec<u8>> {
         (2, PlaintextKind::DataKey, &[9u8; 16]),
     ] {
         let nonce = [sel.wrapping_mul(31); NONCE_LEN];
-        if let Ok(b64) = crate::crypto::internal::seal_with_nonce(
+        if let Ok(b64) = crate::ops::symmetric::internal::seal_with_nonce(
             kms,
             KEY_A,
             kind,
@@ -208,7 +210,7 @@ pub fn envelope_reader(data: &[u8]) {
     match kms.envelope_decrypt_stream(&ctx, reader, &mut *out) {
         Ok(info) => {
             assert_eq!(info.plaintext_bytes, out.len() as u64);
-            assert_eq!(crate::envelope::sealed_len(out.len()), bytes.len());
+            assert_eq!(crate::ops::envelope::sealed_len(out.len()), bytes.len());
             assert_eq!(info.key_id, KEY_A);
             let whole = kms.envelope_decrypt(bytes, &ctx).expect("the same bytes");
             assert_eq!(whole.as_slice(), out.as_slice());
@@ -258,8 +260,8 @@ pub fn import_token(data: &[u8]) {
         let again = token_write::encode_text(&t, &key).expect("encodes");
         assert_eq!(again, text, "the token text is canonical");
     }
-    if data.len() >= crate::import_token::TAG_LEN {
-        let body = &data[..data.len() - crate::import_token::TAG_LEN];
+    if data.len() >= crate::crypto::import_token::TAG_LEN {
+        let body = &data[..data.len() - crate::crypto::import_token::TAG_LEN];
         let mut retagged = body.to_vec();
         retagged.extend_from_slice(&key.tag(body));
         check(&retagged, token_read::decode(&retagged, &key));
@@ -601,7 +603,7 @@ impl Harness {
                     code(
                         self.kms().generate_data_key(
                             &input,
-                            &crate::crypto::GenerateDataKeyRequest::with_number_of_bytes(
+                            &crate::ops::symmetric::GenerateDataKeyRequest::with_number_of_bytes(
                                 u32::from(b % 64) + 1,
                             )
                             .context(ctx),
@@ -886,7 +888,7 @@ fn fresh_fixture() -> Kms {
 /// parses unless XML was asked for, a `RequestId`, and no key material.
 pub fn dispatch(data: &[u8]) {
     let kms = fresh_fixture();
-    let blob = crate::crypto::internal::seal_with_nonce(
+    let blob = crate::ops::symmetric::internal::seal_with_nonce(
         &kms,
         KEY_A,
         PlaintextKind::Text,

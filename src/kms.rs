@@ -12,14 +12,14 @@ use xaes_256_gcm::aead::KeyInit;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Rejection, Result};
-use crate::keystore::{Batch, Keystore, MemoryKeystore, Scan, SledKeystore};
-use crate::record::{
+use crate::secret::KeyMaterial;
+use crate::store::record::{
     Counters, KeyRecord, META_COUNTERS, META_FORMAT, META_ROOT_CHECK, NS_DELETION, NS_KEY,
     NS_KEY_ORDER, NS_MATERIAL, NS_META, PER_KEY_NAMESPACES, ROOT_CHECK_PLAINTEXT, STORE_FORMAT,
     deletion_id, material_id, time_from_bytes,
 };
-use crate::seal::RootKey;
-use crate::secret::KeyMaterial;
+use crate::store::seal::RootKey;
+use crate::store::{Batch, Keystore, MemoryKeystore, Scan, SledKeystore};
 use crate::types::KeyState;
 
 /// The default region id.
@@ -98,7 +98,7 @@ pub struct Kms {
     writer: Mutex<Counters>,
     cache: crate::cache::KeyCache,
     /// Random source, fault rules and audit sink (src/testkit/).
-    pub(crate) toolkit: crate::testkit::Toolkit,
+    pub(crate) toolkit: crate::toolkit::Toolkit,
 }
 
 impl fmt::Debug for Kms {
@@ -284,7 +284,7 @@ impl KmsBuilder {
         };
         let mut kms = Kms::from_parts(store, root, self.clock, self.config)?;
         let next_seq = kms.lock_writer()?.next_seq;
-        kms.toolkit.rng = crate::testkit::rng::Rng::new(self.deterministic_seed, next_seq);
+        kms.toolkit.rng = crate::rng::Rng::new(self.deterministic_seed, next_seq);
         Ok(kms)
     }
 }
@@ -292,7 +292,7 @@ impl KmsBuilder {
 /// Creates `dir` with mode 0700 if it is missing.
 fn create_private_dir(dir: &Path) -> Result<()> {
     let io = |e: std::io::Error| {
-        Error::Storage(crate::keystore::StoreError::Io(format!(
+        Error::Storage(crate::store::StoreError::Io(format!(
             "{}: {e}",
             dir.display()
         )))
@@ -520,8 +520,8 @@ impl Kms {
     fn due(&self, record: &KeyRecord) -> bool {
         let now = self.clock.now();
         deletion_due(record, now)
-            || crate::import::material_expiry_due(record, now)
-            || crate::rotation::rotation_due(record, now)
+            || crate::ops::import::material_expiry_due(record, now)
+            || crate::ops::versions::rotation_due(record, now)
     }
 
     /// Applies due time-driven changes under the write lock.
@@ -543,15 +543,15 @@ impl Kms {
             return Err(Error::KeyNotFound(key_id.to_owned()));
         }
         // Material expiry (SPEC section 2): as if DeleteKeyMaterial ran then.
-        if crate::import::material_expiry_due(&record, now) {
+        if crate::ops::import::material_expiry_due(&record, now) {
             let mut batch = Batch::new();
-            crate::import::remove_material(&mut record, &mut batch);
+            crate::ops::import::remove_material(&mut record, &mut batch);
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
             self.commit(batch, Some(record.clone()), None)?;
         }
         // Automatic rotation (SPEC section 6): one new primary version and
         // the record naming it, in one batch.
-        if crate::rotation::rotation_due(&record, now) {
+        if crate::ops::versions::rotation_due(&record, now) {
             let mut batch = Batch::new();
             self.add_version(&mut record, &mut batch, now)?;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
@@ -731,7 +731,7 @@ impl Kms {
                 batch.delete(ns, id);
             }
         }
-        crate::alias::purge_key_aliases(self, &mut batch, key_id)?;
+        crate::ops::aliases::purge_key_aliases(self, &mut batch, key_id)?;
         let next = Counters {
             next_seq: counters.next_seq,
             key_count: counters.key_count.saturating_sub(1),
@@ -828,7 +828,7 @@ impl Kms {
                     } else if !ours {
                         Err(Error::AliasNotFound(shorten(input)))
                     } else {
-                        crate::alias::lookup_alias(self, r).map(Cow::Owned)
+                        crate::ops::aliases::lookup_alias(self, r).map(Cow::Owned)
                     }
                 }
                 Some(r) if ours => match r.strip_prefix("key/") {
@@ -842,7 +842,7 @@ impl Kms {
             if !alias_ok {
                 return Err(Error::UnsupportedAlias(param));
             }
-            return crate::alias::lookup_alias(self, input).map(Cow::Owned);
+            return crate::ops::aliases::lookup_alias(self, input).map(Cow::Owned);
         }
         if is_key_id(input) {
             // The hot path: a plain key id, resolved without a copy.

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::keystore::{Keystore, Record, Scan};
+use crate::store::{Keystore, Record, Scan};
 
 /// A validated page request: `PageNumber` >= 1, `PageSize` 1..=100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ mod sled_reopen;
 
 use std::sync::{Arc, Barrier, Mutex};
 
-use localkms::keystore::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
+use localkms::store::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
 use localkms::{
     AliasEntry, CreateKeyRequest, Error, KeyState, Kms, ManualClock, Paging, Tag, TagKey,
 };

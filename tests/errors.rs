@@ -169,10 +169,10 @@ fn region_and_account_configure_arns_and_creator() {
 fn a_custom_keystore_plugs_in() {
     #[derive(Debug, Default)]
     struct Counting {
-        inner: localkms::keystore::MemoryKeystore,
+        inner: localkms::store::MemoryKeystore,
         applies: std::sync::atomic::AtomicUsize,
     }
-    use localkms::keystore::{Batch, Keystore, Record, Scan, StoreError};
+    use localkms::store::{Batch, Keystore, Record, Scan, StoreError};
     impl Keystore for Counting {
         fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.get(ns, id)
@@ -201,5 +201,5 @@ fn a_custom_keystore_plugs_in() {
         KeyState::Disabled
     );
     // The conformance suite is public for exactly this kind of backend.
-    localkms::keystore::conformance::run_all(|| Box::new(Counting::default()));
+    localkms::store::conformance::run_all(|| Box::new(Counting::default()));
 }

@@ -1,6 +1,6 @@
 //! The public keystore conformance suite, run against both backends.
 
-use localkms::keystore::{MemoryKeystore, SledKeystore, conformance};
+use localkms::store::{MemoryKeystore, SledKeystore, conformance};
 
 #[test]
 fn memory_backend_conforms() {
@@ -20,7 +20,7 @@ fn sled_backend_conforms() {
 
 #[test]
 fn sled_backend_keeps_applied_batches_across_reopen() {
-    use localkms::keystore::{Batch, Keystore, Scan};
+    use localkms::store::{Batch, Keystore, Scan};
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = SledKeystore::open(dir.path()).expect("open");

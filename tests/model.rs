@@ -22,7 +22,7 @@ use proptest::test_runner::TestCaseError;
 
 mod sled_reopen;
 
-use localkms::keystore::{Batch, Keystore, MemoryKeystore, Record, Scan, StoreError};
+use localkms::store::{Batch, Keystore, MemoryKeystore, Record, Scan, StoreError};
 use localkms::{
     AliasEntry, CreateKeyRequest, Durability, Error, KeyListEntry, KeyMetadata, KeySpec, KeyState,
     KeyUsage, Kms, ManualClock, Origin, Page, Paging, ProtectionLevel, ResourceTag,

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use common::T0;
-use localkms::keystore::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
+use localkms::store::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
 use localkms::{
     CreateKeyRequest, DataKeySpec, EncryptionContext, Error, GenerateDataKeyRequest, KeyState, Kms,
     ManualClock, Paging, WrappingAlgorithm, format_timestamp, parse_rotation_interval,

@@ -2,7 +2,7 @@
 //! independently, and records copied over one another in a real store.
 
 use localkms::internal::{open_record, seal_record_with_nonce};
-use localkms::keystore::{Batch, Keystore, Scan, SledKeystore};
+use localkms::store::{Batch, Keystore, Scan, SledKeystore};
 use localkms::{EncryptionContext, Kms};
 
 fn hex(s: &str) -> Vec<u8> {

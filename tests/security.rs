@@ -11,7 +11,7 @@ mod support;
 use std::path::Path;
 
 use base64::Engine as _;
-use localkms::keystore::{Batch, Keystore, Scan, SledKeystore, StoreError};
+use localkms::store::{Batch, Keystore, Scan, SledKeystore, StoreError};
 use localkms::{
     Config, CreateKeyRequest, DataKeySpec, EncryptionContext, Error, GenerateDataKeyRequest,
     KeyState, Kms, KmsBuilder, ManualClock, Paging, Rejection, RootKey, WrappingAlgorithm,

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use localkms::keystore::{Batch, Keystore, SledKeystore};
+use localkms::store::{Batch, Keystore, SledKeystore};
 use localkms::{CreateKeyRequest, KeyState, Kms, ManualClock, Paging, RootKey};
 
 fn open(dir: &std::path::Path, root: &[u8; 32]) -> Result<Kms, localkms::Error> {

@@ -5,7 +5,7 @@ mod sled_reopen;
 
 use std::sync::{Arc, Mutex};
 
-use localkms::keystore::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
+use localkms::store::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
 use localkms::{
     CreateKeyRequest, Error, KeyState, Kms, MAX_TAGS_PER_KEY, ManualClock, ResourceTag, Tag,
     TagKey, parse_tag_keys, parse_tags,

@@ -65,7 +65,7 @@ fn deterministic_mode_is_behind_a_non_default_feature() {
             assert!(!line.contains("test-util"), "{line}");
         }
     }
-    let rng = include_str!("../src/testkit/rng.rs");
+    let rng = include_str!("../src/rng.rs");
     let at = rng
         .find("pub fn insecure_deterministic")
         .expect("the method");

@@ -7,14 +7,14 @@ use serde_json::Value;
 
 use super::Fields;
 use super::params::Params;
-use crate::blob::PlaintextKind;
-use crate::context::EncryptionContext;
-use crate::crypto::GenerateDataKeyRequest;
+use crate::crypto::blob::PlaintextKind;
+use crate::crypto::context::EncryptionContext;
 use crate::error::{Error, Result};
 use crate::kms::Kms;
-use crate::lifecycle::CreateKeyRequest;
+use crate::ops::keys::CreateKeyRequest;
+use crate::ops::symmetric::GenerateDataKeyRequest;
+use crate::ops::tags::{parse_tag_keys, parse_tags};
 use crate::paging::Page;
-use crate::tags::{parse_tag_keys, parse_tags};
 
 /// The members of a serializable response struct (every field a string).
 fn members<T: Serialize>(value: &T) -> Result<Fields> {

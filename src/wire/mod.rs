@@ -232,7 +232,7 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
     let format = format_of(params);
     // Made first, so the audit event of the operation carries it too.
     let id = request_id();
-    let outcome = crate::testkit::with_request_id(&id, || {
+    let outcome = crate::toolkit::with_request_id(&id, || {
         Params::new(params).and_then(|p| {
             let name = p.required("Action")?;
             let action = ACTIONS

@@ -94,7 +94,7 @@ impl<'a> Params<'a> {
     /// 7..=730 days), in seconds.
     pub(crate) fn rotation_interval(&self) -> Result<Option<u64>> {
         self.optional("RotationInterval")
-            .map(crate::rotation::parse_rotation_interval)
+            .map(crate::ops::versions::parse_rotation_interval)
             .transpose()
     }
 

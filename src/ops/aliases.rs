@@ -33,15 +33,15 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Rejection, Result};
-use crate::keystore::{Batch, Scan};
 use crate::kms::{Kms, Writer, shorten};
 use crate::paging::{Page, Paging};
-use crate::record::NS_META;
+use crate::store::record::NS_META;
+use crate::store::{Batch, Scan};
 use crate::types::KeyState;
 
 pub(crate) const NS_ALIAS: &str = "alias";
 pub(crate) const NS_ALIAS_ORDER: &str = "alias-order";
-/// Listed in [`crate::record::PER_KEY_NAMESPACES`]: purged with its key.
+/// Listed in [`crate::store::record::PER_KEY_NAMESPACES`]: purged with its key.
 pub(crate) const NS_ALIAS_BY_KEY: &str = "alias-by-key";
 const META_ALIAS_COUNTERS: &[u8] = b"alias-counters";
 const ALIAS_RECORD_V1: u8 = 1;
@@ -471,7 +471,7 @@ impl Kms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::PER_KEY_NAMESPACES;
+    use crate::store::record::PER_KEY_NAMESPACES;
 
     #[test]
     fn alias_names() {

@@ -5,9 +5,9 @@
 use crate::clock::format_timestamp;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::Kms;
+use crate::ops::tags::Tag;
 use crate::paging::{Page, Paging};
-use crate::record::{KeyRecord, NS_DELETION, NS_KEY_ORDER, VersionMeta, deletion_id};
-use crate::tags::Tag;
+use crate::store::record::{KeyRecord, NS_DELETION, NS_KEY_ORDER, VersionMeta, deletion_id};
 use crate::types::{
     KeyListEntry, KeyMetadata, KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel,
 };
@@ -160,7 +160,7 @@ impl Kms {
                 reason: "EXTERNAL keys do not rotate",
             });
         }
-        crate::tags::check_new_key_tags(&req.tags)?;
+        crate::ops::tags::check_new_key_tags(&req.tags)?;
         if self.config.max_keys.is_some() {
             // Keys past their DeleteDate must not hold slots.
             self.purge_expired()?;
@@ -172,7 +172,7 @@ impl Kms {
         };
         let interval = req.rotation_interval.unwrap_or(DEFAULT_ROTATION_INTERVAL);
         let record = self.insert_key(|seq, batch| {
-            crate::tags::put_new_key_tags(batch, &key_id, &req.tags);
+            crate::ops::tags::put_new_key_tags(batch, &key_id, &req.tags);
             let versions = match &material {
                 Some((version_id, m)) => {
                     self.put_material(batch, &key_id, version_id, m)?;

@@ -1,7 +1,7 @@
 //! Encrypt, GenerateDataKey and Decrypt (SPEC sections 2, 4 and 5).
 //!
 //! Every blob is sealed with XAES-256-GCM under the key version's material
-//! (see [`crate::blob`] for the format). One call to the OS CSPRNG per
+//! (see [`crate::crypto::blob`] for the format). One call to the OS CSPRNG per
 //! operation supplies the nonce and any data key. The key state table is
 //! applied in one place, [`Kms::usable_entry`].
 
@@ -17,9 +17,9 @@ use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
-pub use crate::blob::PlaintextKind;
-use crate::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
-use crate::context::EncryptionContext;
+pub use crate::crypto::blob::PlaintextKind;
+use crate::crypto::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
+use crate::crypto::context::EncryptionContext;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::{KeyEntry, Kms, shorten};
 
@@ -530,8 +530,8 @@ fn lossy(bytes: &[u8]) -> String {
 #[doc(hidden)]
 pub mod internal {
     use super::*;
-    use crate::record::{KeyRecord, VersionMeta};
     use crate::secret::KeyMaterial;
+    use crate::store::record::{KeyRecord, VersionMeta};
     use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 
     /// Creates an `Enabled` key with the given id, version id and material.
@@ -612,7 +612,7 @@ pub mod internal {
         plaintext: &[u8],
         nonce: [u8; 24],
     ) -> Result<Vec<u8>> {
-        crate::seal::RootKey::from_bytes(root_key)?.seal_with_nonce(ns, id, plaintext, nonce)
+        crate::store::seal::RootKey::from_bytes(root_key)?.seal_with_nonce(ns, id, plaintext, nonce)
     }
 
     /// Opens a sealed record; `None` for any failure.
@@ -625,7 +625,7 @@ pub mod internal {
         id: &[u8],
         sealed: &[u8],
     ) -> Result<Option<Vec<u8>>> {
-        Ok(crate::seal::RootKey::from_bytes(root_key)?
+        Ok(crate::store::seal::RootKey::from_bytes(root_key)?
             .open(ns, id, sealed)
             .map(|p| p.to_vec()))
     }

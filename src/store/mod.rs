@@ -11,6 +11,8 @@ use std::fmt;
 
 pub mod conformance;
 mod memory;
+pub(crate) mod record;
+pub(crate) mod seal;
 mod sled_store;
 
 pub use memory::MemoryKeystore;

@@ -50,20 +50,15 @@
 //! # Ok::<(), localkms::Error>(())
 //! ```
 
-pub(crate) mod audit;
-pub(crate) mod faults;
-pub(crate) mod fixtures;
-pub(crate) mod rng;
-
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+pub use crate::audit::{AuditEvent, AuditSink, JsonLinesAudit, MemoryAudit};
 use crate::error::Result;
+pub use crate::faults::{Fault, Faults};
 use crate::kms::Kms;
-pub use audit::{AuditEvent, AuditSink, JsonLinesAudit, MemoryAudit};
-pub use faults::{Fault, Faults};
 
 /// Operations of the Rust API that have no wire action, named like actions
 /// (for fault rules and audit events).
@@ -77,7 +72,7 @@ pub(crate) const RUST_ONLY_ACTIONS: &[&str] = &[
 /// The toolkit state of one [`Kms`].
 #[derive(Default)]
 pub(crate) struct Toolkit {
-    pub(crate) rng: rng::Rng,
+    pub(crate) rng: crate::rng::Rng,
     pub(crate) faults: Faults,
     audit_on: AtomicBool,
     audit: RwLock<Option<Arc<dyn AuditSink>>>,
@@ -164,13 +159,13 @@ fn nonempty(s: &str) -> Option<&str> {
 
 audited_ids! {
     crate::types::KeyMetadata => |r| (Some(&r.key_id), nonempty(&r.primary_key_version));
-    crate::crypto::EncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::crypto::DataKey => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::crypto::Decrypted => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::reencrypt::ReEncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::rotation::KeyVersion => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::import::ImportParameters => |r| (Some(&r.key_id), None);
-    crate::envelope::EnvelopeInfo => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    crate::ops::symmetric::EncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    crate::ops::symmetric::DataKey => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    crate::ops::symmetric::Decrypted => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    crate::ops::reencrypt::ReEncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    crate::ops::versions::KeyVersion => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    crate::ops::import::ImportParameters => |r| (Some(&r.key_id), None);
+    crate::ops::envelope::EnvelopeInfo => |r| (Some(&r.key_id), Some(&r.key_version_id));
 }
 
 impl Audited for () {}

@@ -5,10 +5,10 @@
 //! only in the zeroizing buffer Decrypt opened it in, and is sealed from
 //! there.
 
-use crate::context::EncryptionContext;
-use crate::crypto::{EncryptResponse, GenerateDataKeyRequest};
+use crate::crypto::context::EncryptionContext;
 use crate::error::{Error, Result};
 use crate::kms::Kms;
+use crate::ops::symmetric::{EncryptResponse, GenerateDataKeyRequest};
 
 /// The response of ReEncrypt.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -111,7 +111,7 @@ impl Drbg {
 
     fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(32) {
-            let block = crate::import_token::hmac_sha256(
+            let block = crate::crypto::import_token::hmac_sha256(
                 &self.seed,
                 &[b"localkms drbg v1", &self.counter.to_be_bytes()],
             );
@@ -186,7 +186,7 @@ mod tests {
         Drbg::new(1, 1).fill(&mut b);
         assert_ne!(a, b);
         // Block 0 is HMAC-SHA256(seed || epoch, label || 0).
-        let block0 = crate::import_token::hmac_sha256(
+        let block0 = crate::crypto::import_token::hmac_sha256(
             &[1u64.to_be_bytes(), 0u64.to_be_bytes()].concat(),
             &[b"localkms drbg v1", &0u64.to_be_bytes()],
         );

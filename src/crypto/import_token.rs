@@ -20,7 +20,7 @@
 //!
 //! The tag binds every field: the key, the algorithm, the key pair (through
 //! its public key hash) and the expiry. The token key is secret to the store
-//! (see `crate::import`), so nobody else can make a token that verifies. The
+//! (see `crate::ops::import`), so nobody else can make a token that verifies. The
 //! private key itself never travels: it is sealed in the store under an id
 //! made of the KeyId, the expiry and the token id.
 //!
@@ -260,7 +260,7 @@ mod tests {
 
     #[test]
     fn golden_vector() {
-        let file = include_str!("../tests/data/import_token_v1.txt");
+        let file = include_str!("../../tests/data/import_token_v1.txt");
         let k = TokenKey::new(Zeroizing::new(
             hex(field(file, "token_key")).try_into().expect("32 bytes"),
         ));

@@ -23,12 +23,12 @@ use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::{Buffer, KeyInit};
 use zeroize::Zeroizing;
 
-use crate::blob::PlaintextKind;
-use crate::blob::{HEADER_LEN, TAG_LEN};
-use crate::context::EncryptionContext;
-use crate::crypto::SecretBytes;
+use crate::crypto::blob::PlaintextKind;
+use crate::crypto::blob::{HEADER_LEN, TAG_LEN};
+use crate::crypto::context::EncryptionContext;
 use crate::error::{Error, Result};
 use crate::kms::Kms;
+use crate::ops::symmetric::SecretBytes;
 
 /// The plaintext bytes in every chunk but the last (which holds fewer).
 pub const ENVELOPE_CHUNK_BYTES: usize = 64 * 1024;

@@ -34,11 +34,11 @@ use serde::Serialize;
 
 use crate::clock::format_timestamp;
 use crate::error::{Error, Rejection, Result};
-use crate::keystore::Batch;
 use crate::kms::{Kms, shorten};
-use crate::lifecycle::{DEFAULT_ROTATION_INTERVAL, validate_rotation_interval};
+use crate::ops::keys::{DEFAULT_ROTATION_INTERVAL, validate_rotation_interval};
 use crate::paging::{Page, Paging};
-use crate::record::{KeyRecord, VersionMeta};
+use crate::store::Batch;
+use crate::store::record::{KeyRecord, VersionMeta};
 use crate::types::{KeyState, Origin};
 
 /// One version of a key (`KeyVersion` of CreateKeyVersion, DescribeKeyVersion

@@ -24,10 +24,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::keystore::{Batch, Scan};
 use crate::kms::Kms;
+use crate::store::{Batch, Scan};
 
-/// Listed in [`crate::record::PER_KEY_NAMESPACES`]: purged with its key.
+/// Listed in [`crate::store::record::PER_KEY_NAMESPACES`]: purged with its key.
 pub(crate) const NS_TAG: &str = "tag";
 
 /// The most tags one key may have.
@@ -383,7 +383,7 @@ impl Kms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::PER_KEY_NAMESPACES;
+    use crate::store::record::PER_KEY_NAMESPACES;
 
     fn code_and_param(e: &Error) -> (&'static str, String) {
         (e.code(), e.to_string())

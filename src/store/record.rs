@@ -1,6 +1,6 @@
 //! The stored records of the service and the store's layout.
 //!
-//! Namespaces (see [`crate::keystore`]):
+//! Namespaces (see [`crate::store`]):
 //!
 //! | ns | id | value |
 //! | --- | --- | --- |
@@ -185,7 +185,7 @@ mod tests {
     /// to the same bytes: the stored format is pinned.
     #[test]
     fn key_record_v1_golden() {
-        let bytes = include_bytes!("../tests/data/key-record-v1.bin");
+        let bytes = include_bytes!("../../tests/data/key-record-v1.bin");
         let r = KeyRecord::decode(bytes).expect("decode golden record");
         assert_eq!(r.key_id, "11111111-1111-4111-8111-111111111111");
         assert_eq!((r.seq, r.created), (7, 1_767_225_600));

@@ -92,7 +92,7 @@ pub struct Faults {
 pub(crate) fn known_action(name: &str) -> bool {
     name == "*"
         || crate::wire::actions().any(|(a, _)| a == name && a != "DescribeRegions")
-        || super::RUST_ONLY_ACTIONS.contains(&name)
+        || crate::toolkit::RUST_ONLY_ACTIONS.contains(&name)
 }
 
 impl Faults {

@@ -14,14 +14,16 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use zeroize::{Zeroize as _, Zeroizing};
 
-use crate::alias::AliasName;
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{Error, Result};
 use crate::kms::{Kms, is_key_id};
+use crate::ops::aliases::AliasName;
+use crate::ops::tags::Tag;
 use crate::paging::Paging;
-use crate::record::{KeyRecord, NS_DELETION, NS_MATERIAL, VersionMeta, deletion_id, material_id};
 use crate::secret::KeyMaterial;
-use crate::tags::Tag;
+use crate::store::record::{
+    KeyRecord, NS_DELETION, NS_MATERIAL, VersionMeta, deletion_id, material_id,
+};
 use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 
 /// The fixture format version this library reads and writes.
@@ -222,7 +224,7 @@ impl Kms {
                 if !seen_aliases.insert(a.as_str().to_owned()) {
                     return Err(bad(&apath, "appears twice in the fixture"));
                 }
-                match crate::alias::lookup_alias(self, a.as_str()) {
+                match crate::ops::aliases::lookup_alias(self, a.as_str()) {
                     Err(Error::AliasNotFound(_)) => {}
                     Ok(_) => return Err(bad(&apath, "exists in the store")),
                     Err(e) => return Err(e),
@@ -246,7 +248,7 @@ impl Kms {
             None => self.new_uuid()?,
         };
         let description = string(m, path, "Description")?.unwrap_or_default();
-        crate::lifecycle::validate_description(description)
+        crate::ops::keys::validate_description(description)
             .map_err(|e| bad(&format!("{path}.Description"), e))?;
         let origin = parsed(m, path, "Origin")?.unwrap_or(Origin::AliyunKms);
         let external = origin == Origin::External;
@@ -288,7 +290,7 @@ impl Kms {
         };
         let rotation_interval = string(m, path, "RotationInterval")?
             .map(|s| {
-                crate::rotation::parse_rotation_interval(s)
+                crate::ops::versions::parse_rotation_interval(s)
                     .map_err(|e| bad(&format!("{path}.RotationInterval"), e))
             })
             .transpose()?;
@@ -319,7 +321,7 @@ impl Kms {
                 Tag::new(k, v).map_err(|e| bad(&tpath, e))
             })
             .collect::<Result<Vec<_>>>()?;
-        crate::tags::check_new_key_tags(&tags).map_err(|e| bad(&format!("{path}.Tags"), e))?;
+        crate::ops::tags::check_new_key_tags(&tags).map_err(|e| bad(&format!("{path}.Tags"), e))?;
 
         let listed = array(m, path, "Versions")?;
         if external && !listed.is_empty() {
@@ -354,7 +356,7 @@ impl Kms {
             versions.push(version);
             materials.push(material);
         }
-        let interval = rotation_interval.unwrap_or(crate::lifecycle::DEFAULT_ROTATION_INTERVAL);
+        let interval = rotation_interval.unwrap_or(crate::ops::keys::DEFAULT_ROTATION_INTERVAL);
         let primary_created = versions.last().map_or(created, |v| v.created);
         let record = KeyRecord {
             key_id,
@@ -445,7 +447,7 @@ impl Kms {
             for (v, m) in record.versions.iter().zip(&materials) {
                 self.put_material(batch, &record.key_id, &v.id, m)?;
             }
-            crate::tags::put_new_key_tags(batch, &record.key_id, &tags);
+            crate::ops::tags::put_new_key_tags(batch, &record.key_id, &tags);
             Ok(record)
         })?;
         for a in &aliases {

@@ -2,7 +2,7 @@
 //! ImportKeyMaterial and DeleteKeyMaterial, for `EXTERNAL` keys.
 //!
 //! The flow: GetParametersForImport makes a fresh RSA-2048 key pair and an
-//! import token (see `crate::import_token`) that is valid for 24 hours. The
+//! import token (see `crate::crypto::import_token`) that is valid for 24 hours. The
 //! user wraps 32 bytes of material under the public key with the chosen
 //! algorithm and calls ImportKeyMaterial with the wrapped material and the
 //! token. The private key is sealed in the store (namespace `import-token`,
@@ -34,12 +34,12 @@ use subtle::{Choice, ConstantTimeEq as _};
 use zeroize::Zeroizing;
 
 use crate::clock::format_timestamp;
+use crate::crypto::import_token::{self, ImportToken, TOKEN_ID_LEN, TokenKey, hmac_sha256};
 use crate::error::{Error, Rejection, Result};
-use crate::import_token::{self, ImportToken, TOKEN_ID_LEN, TokenKey, hmac_sha256};
-use crate::keystore::{Batch, Scan};
 use crate::kms::Kms;
-use crate::record::{KeyRecord, NS_MATERIAL, NS_META, VersionMeta, material_id, time_bytes};
 use crate::secret::{KeyMaterial, fill_random};
+use crate::store::record::{KeyRecord, NS_MATERIAL, NS_META, VersionMeta, material_id, time_bytes};
+use crate::store::{Batch, Scan};
 use crate::types::{KeyState, Origin, WrappingAlgorithm, WrappingKeySpec};
 
 /// Where the sealed private keys of import tokens live. Ids start with
@@ -133,7 +133,7 @@ fn token_record_expire(id: &[u8], key_id: &str) -> Option<i64> {
     for (i, o) in b.iter_mut().enumerate() {
         *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    crate::record::time_from_bytes(&b)
+    crate::store::record::time_from_bytes(&b)
 }
 
 /// Origin check for the operations of this module (before any state check,
@@ -619,7 +619,7 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::lifecycle::CreateKeyRequest;
+    use crate::ops::keys::CreateKeyRequest;
 
     fn kms() -> (Kms, ManualClock) {
         let clock = ManualClock::new(1_700_000_000);

@@ -4,7 +4,7 @@
 //! built-in ones:
 //!
 //! ```
-//! localkms::keystore::conformance::run_all(|| Box::new(localkms::keystore::MemoryKeystore::new()));
+//! localkms::store::conformance::run_all(|| Box::new(localkms::store::MemoryKeystore::new()));
 //! ```
 //!
 //! Each check panics with a description of what broke. `run_all` takes a

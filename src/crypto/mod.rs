@@ -1,0 +1,6 @@
+//! Formats and primitives: ciphertext blobs, the encryption context, the
+//! import token. Nothing here knows the service object.
+
+pub(crate) mod blob;
+pub(crate) mod context;
+pub(crate) mod import_token;

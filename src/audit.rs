@@ -194,6 +194,55 @@ impl AuditSink for MemoryAudit {
     }
 }
 
+thread_local! {
+    /// The wire request being answered on this thread, if any.
+    static REQUEST_ID: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` as the handling of the wire request `request_id`: audit events
+/// of the operation it calls carry that id.
+pub(crate) fn with_request_id<T>(request_id: &str, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<String>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let old = self.0.take();
+            REQUEST_ID.with(|r| *r.borrow_mut() = old);
+        }
+    }
+    let old = REQUEST_ID.with(|r| r.borrow_mut().replace(request_id.to_owned()));
+    let _restore = Restore(old);
+    f()
+}
+
+/// The id of the wire request being answered on this thread, or a fresh one.
+pub(crate) fn current_request_id() -> String {
+    REQUEST_ID
+        .with(|r| r.borrow().clone())
+        .unwrap_or_else(request_id)
+}
+
+/// A fresh `RequestId`: an uppercase UUID v4, as the service sends.
+///
+/// Request ids need to be unique, not secret, so they come from a keyed
+/// hash (SipHash under a per-process random key) of a counter rather than a
+/// system call per response.
+pub(crate) fn request_id() -> String {
+    use std::hash::BuildHasher as _;
+    static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let key = KEY.get_or_init(std::hash::RandomState::new);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&key.hash_one((n, 0u8)).to_le_bytes());
+    bytes[8..].copy_from_slice(&key.hash_one((n, 1u8)).to_le_bytes());
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_upper(&mut buf)
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,11 +15,28 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use xaes_256_gcm::Xaes256Gcm;
+
 use crate::error::{Error, Result};
-use crate::kms::KeyEntry;
 use crate::store::record::KeyRecord;
 
 /// A map keyed by key ids or key version ids.
+/// A cached key: its record and the ciphers of the versions used so far.
+/// Replaced whole on every change to the key, which drops its ciphers.
+pub(crate) struct KeyEntry {
+    pub record: KeyRecord,
+    pub(crate) ciphers: RwLock<IdMap<Arc<Xaes256Gcm>>>,
+}
+
+impl KeyEntry {
+    pub(crate) fn new(record: KeyRecord) -> Arc<Self> {
+        Arc::new(Self {
+            record,
+            ciphers: RwLock::new(IdMap::default()),
+        })
+    }
+}
+
 pub(crate) type IdMap<V> = HashMap<String, V, BuildHasherDefault<IdHasher>>;
 
 /// FNV-1a, for the cache's maps: their keys are ids this library generated

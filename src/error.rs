@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::store::StoreError;
 use crate::types::KeyState;
 
 /// A failed operation.
@@ -291,6 +290,12 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+impl From<crate::types::UnknownValue> for Error {
+    fn from(e: crate::types::UnknownValue) -> Self {
+        Self::invalid(e.param, e.expected)
+    }
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
@@ -312,3 +317,38 @@ impl From<std::io::Error> for Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failure of the storage backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// An I/O failure, with the backend's description.
+    Io(String),
+    /// Another process holds the store.
+    Locked(String),
+    /// The backend found its own files damaged.
+    Corrupt(String),
+    /// Any other backend failure.
+    Other(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Locked(e) => write!(f, "store is locked: {e}"),
+            Self::Corrupt(e) => write!(f, "store is corrupt: {e}"),
+            Self::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// Echoes user input in messages, cut short so a huge input stays readable.
+pub(crate) fn shorten(s: &str) -> String {
+    match s.char_indices().nth(128) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}

@@ -90,9 +90,7 @@ pub struct Faults {
 
 /// Wire names of every action that can be made to fail, besides `"*"`.
 pub(crate) fn known_action(name: &str) -> bool {
-    name == "*"
-        || crate::wire::actions().any(|(a, _)| a == name && a != "DescribeRegions")
-        || crate::toolkit::RUST_ONLY_ACTIONS.contains(&name)
+    name == "*" || (name != "DescribeRegions" && crate::action_names::is_known(name))
 }
 
 impl Faults {
@@ -162,7 +160,7 @@ impl Faults {
                 "Action",
                 format!(
                     "{} is not an action faults apply to",
-                    crate::kms::shorten(action)
+                    crate::error::shorten(action)
                 ),
             ));
         }

@@ -210,7 +210,7 @@ pub fn envelope_reader(data: &[u8]) {
     match kms.envelope_decrypt_stream(&ctx, reader, &mut *out) {
         Ok(info) => {
             assert_eq!(info.plaintext_bytes, out.len() as u64);
-            assert_eq!(crate::ops::envelope::sealed_len(out.len()), bytes.len());
+            assert_eq!(crate::crypto::envelope::sealed_len(out.len()), bytes.len());
             assert_eq!(info.key_id, KEY_A);
             let whole = kms.envelope_decrypt(bytes, &ctx).expect("the same bytes");
             assert_eq!(whole.as_slice(), out.as_slice());

@@ -1,26 +1,23 @@
 //! The service object: [`Kms`], its builder, and what every operation shares:
-//! the key cache, key-id resolution, the write path and deletion at
-//! `DeleteDate`.
+//! the store, the key cache, the write path, the random source, the fault
+//! rules and the audit sink. It calls nothing above it: key lookup and the
+//! time-driven changes due on a key are operations (`ops/resolve.rs`).
 
-use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use xaes_256_gcm::Xaes256Gcm;
-use xaes_256_gcm::aead::KeyInit;
+pub(crate) mod instrument;
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Rejection, Result};
+use crate::error::{Error, Result};
 use crate::secret::KeyMaterial;
 use crate::store::record::{
-    Counters, KeyRecord, META_COUNTERS, META_FORMAT, META_ROOT_CHECK, NS_DELETION, NS_KEY,
-    NS_KEY_ORDER, NS_MATERIAL, NS_META, PER_KEY_NAMESPACES, ROOT_CHECK_PLAINTEXT, STORE_FORMAT,
-    deletion_id, material_id, time_from_bytes,
+    Counters, KeyRecord, META_COUNTERS, META_FORMAT, META_ROOT_CHECK, NS_KEY, NS_KEY_ORDER,
+    NS_MATERIAL, NS_META, ROOT_CHECK_PLAINTEXT, STORE_FORMAT, material_id,
 };
 use crate::store::seal::RootKey;
 use crate::store::{Batch, Keystore, MemoryKeystore, Scan, SledKeystore};
-use crate::types::KeyState;
 
 /// The default region id.
 pub const DEFAULT_REGION_ID: &str = "cn-hangzhou";
@@ -64,22 +61,6 @@ impl Default for Config {
     }
 }
 
-/// A cached key: its record and the ciphers of the versions used so far.
-/// Replaced whole on every change to the key, which drops its ciphers.
-pub(crate) struct KeyEntry {
-    pub record: KeyRecord,
-    ciphers: RwLock<crate::cache::IdMap<Arc<Xaes256Gcm>>>,
-}
-
-impl KeyEntry {
-    pub(crate) fn new(record: KeyRecord) -> Arc<Self> {
-        Arc::new(Self {
-            record,
-            ciphers: RwLock::new(crate::cache::IdMap::default()),
-        })
-    }
-}
-
 /// The key management service. Cheap to share: it is `Send + Sync`, and every
 /// operation takes `&self`.
 ///
@@ -96,9 +77,9 @@ pub struct Kms {
     pub(crate) config: Config,
     /// Serializes every write, and holds the counters they change.
     writer: Mutex<Counters>,
-    cache: crate::cache::KeyCache,
+    pub(crate) cache: crate::cache::KeyCache,
     /// Random source, fault rules and audit sink (src/testkit/).
-    pub(crate) toolkit: crate::toolkit::Toolkit,
+    pub(crate) toolkit: instrument::Toolkit,
 }
 
 impl fmt::Debug for Kms {
@@ -488,137 +469,13 @@ impl Kms {
         self.writer.lock().map_err(|_| Error::InternalFailure)
     }
 
-    // ---- reading keys ------------------------------------------------------
-
-    /// The key `key_id` (already resolved), after any time-driven change that
-    /// is due. A key past its `DeleteDate` is purged here and is not found.
-    pub(crate) fn entry(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
-        let cached = self.cache.get(key_id)?;
-        let entry = match cached {
-            Some(e) => e,
-            None => {
-                // Load under the writer lock, so a concurrent write cannot be
-                // overtaken by this older copy.
-                let _writer = self.lock_writer()?;
-                let record = self.load_locked(key_id)?;
-                self.cached_or_insert(record)?
-            }
-        };
-        if self.due(&entry.record) {
-            return self.settle(key_id);
-        }
-        Ok(entry)
-    }
-
-    /// The record of `key_id`, after due changes.
-    #[allow(dead_code)] // for operations that need the record only
-    pub(crate) fn record(&self, key_id: &str) -> Result<KeyRecord> {
-        Ok(self.entry(key_id)?.record.clone())
-    }
-
-    /// True when a time-driven change of `record` is due now.
-    fn due(&self, record: &KeyRecord) -> bool {
-        let now = self.clock.now();
-        deletion_due(record, now)
-            || crate::ops::import::material_expiry_due(record, now)
-            || crate::ops::versions::rotation_due(record, now)
-    }
-
-    /// Applies due time-driven changes under the write lock.
-    fn settle(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
-        let mut counters = self.lock_writer()?;
-        let record = self.settle_locked(&mut counters, key_id)?;
-        drop(counters);
-        self.cached_or_insert(record)
-    }
-
-    /// Loads `key_id` (the caller holds the writer) and commits what is due:
-    /// deletion at `DeleteDate` (the key is then not found), then each other
-    /// time-driven change.
-    fn settle_locked(&self, counters: &mut Counters, key_id: &str) -> Result<KeyRecord> {
-        let mut record = self.load_locked(key_id)?;
-        let now = self.clock.now();
-        if deletion_due(&record, now) {
-            self.purge_locked(counters, &record)?;
-            return Err(Error::KeyNotFound(key_id.to_owned()));
-        }
-        // Material expiry (SPEC section 2): as if DeleteKeyMaterial ran then.
-        if crate::ops::import::material_expiry_due(&record, now) {
-            let mut batch = Batch::new();
-            crate::ops::import::remove_material(&mut record, &mut batch);
-            batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
-            self.commit(batch, Some(record.clone()), None)?;
-        }
-        // Automatic rotation (SPEC section 6): one new primary version and
-        // the record naming it, in one batch.
-        if crate::ops::versions::rotation_due(&record, now) {
-            let mut batch = Batch::new();
-            self.add_version(&mut record, &mut batch, now)?;
-            batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
-            self.commit(batch, Some(record.clone()), None)?;
-        }
-        Ok(record)
-    }
-
-    fn cached_or_insert(&self, record: KeyRecord) -> Result<Arc<KeyEntry>> {
-        self.cache.fill(record)
-    }
-
     /// Reads a record straight from the store (the caller holds the writer).
-    fn load_locked(&self, key_id: &str) -> Result<KeyRecord> {
+    pub(crate) fn load_locked(&self, key_id: &str) -> Result<KeyRecord> {
         let bytes = self
             .store
             .get(NS_KEY, key_id.as_bytes())?
             .ok_or_else(|| Error::KeyNotFound(key_id.to_owned()))?;
         KeyRecord::decode(&bytes)
-    }
-
-    /// The cipher of one version of a key, built once and cached with the key.
-    pub(crate) fn cipher(&self, entry: &KeyEntry, version_id: &str) -> Result<Arc<Xaes256Gcm>> {
-        if let Some(c) = entry
-            .ciphers
-            .read()
-            .map_err(|_| Error::InternalFailure)?
-            .get(version_id)
-        {
-            return Ok(Arc::clone(c));
-        }
-        let key_id = &entry.record.key_id;
-        if !entry.record.versions.iter().any(|v| v.id == version_id) {
-            return Err(Error::KeyVersionNotFound(version_id.to_owned()));
-        }
-        let id = material_id(key_id, version_id);
-        let Some(sealed) = self.store.get(NS_MATERIAL, &id)? else {
-            // DeleteKeyMaterial (or expiry) may have landed after `entry`
-            // was read: then the key is now PendingImport, not corrupt.
-            let now = self.entry(key_id)?;
-            if !now.record.has_material() {
-                let state = now.record.state;
-                let rejection = Rejection::for_use(state).unwrap_or(Rejection::PendingImport);
-                return Err(Error::rejected(rejection, key_id, state));
-            }
-            return Err(Error::CorruptStore(
-                format!("material of {key_id} version {version_id} is missing").into(),
-            ));
-        };
-        let material = self
-            .root
-            .open(NS_MATERIAL, &id, &sealed)
-            .and_then(|m| KeyMaterial::from_slice(&m))
-            .ok_or_else(|| {
-                Error::CorruptStore(
-                    format!("material of {key_id} version {version_id} does not open").into(),
-                )
-            })?;
-        let mut key = xaes_256_gcm::Key::<Xaes256Gcm>::from(*material.expose());
-        let cipher = Arc::new(Xaes256Gcm::new(&key));
-        zeroize::Zeroize::zeroize(key.as_mut_slice());
-        entry
-            .ciphers
-            .write()
-            .map_err(|_| Error::InternalFailure)?
-            .insert(version_id.to_owned(), Arc::clone(&cipher));
-        Ok(cipher)
     }
 
     /// Seals `material` as version `version_id` of `key_id` into `batch`.
@@ -636,23 +493,6 @@ impl Kms {
     }
 
     // ---- writing keys ------------------------------------------------------
-
-    /// The one write path for an existing key: under the writer lock, reads the
-    /// current record (applying due changes first), lets `change` edit it and
-    /// add records to the batch, then commits, flushes and refreshes the cache.
-    pub(crate) fn update_key<T>(
-        &self,
-        key_id: &str,
-        change: impl FnOnce(&mut KeyRecord, &mut Batch) -> Result<T>,
-    ) -> Result<(KeyRecord, T)> {
-        let mut counters = self.lock_writer()?;
-        let mut record = self.settle_locked(&mut counters, key_id)?;
-        let mut batch = Batch::new();
-        let out = change(&mut record, &mut batch)?;
-        batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
-        self.commit(batch, Some(record.clone()), None)?;
-        Ok((record, out))
-    }
 
     /// Creates a key: under the writer lock, assigns its sequence number, lets
     /// `fill` finish the record and batch, and commits.
@@ -696,7 +536,7 @@ impl Kms {
 
     /// Applies `batch`, flushes when durable, and refreshes the cache:
     /// `updated` replaces its key's entry, `removed` drops one.
-    fn commit(
+    pub(crate) fn commit(
         &self,
         batch: Batch,
         updated: Option<KeyRecord>,
@@ -715,162 +555,15 @@ impl Kms {
         }
         Ok(())
     }
-
-    /// Removes a key and every record that belongs to it, in one batch.
-    fn purge_locked(&self, counters: &mut Counters, record: &KeyRecord) -> Result<()> {
-        let key_id = record.key_id.as_str();
-        let mut batch = Batch::new();
-        batch.delete(NS_KEY, key_id.as_bytes().to_vec());
-        batch.delete(NS_KEY_ORDER, record.seq.to_be_bytes().to_vec());
-        if let Some(d) = record.delete_date {
-            batch.delete(NS_DELETION, deletion_id(d, key_id));
-        }
-        let prefix = format!("{key_id}/");
-        for ns in PER_KEY_NAMESPACES {
-            for (id, _) in self.store.scan(ns, Scan::prefix(prefix.as_bytes()))? {
-                batch.delete(ns, id);
-            }
-        }
-        crate::ops::aliases::purge_key_aliases(self, &mut batch, key_id)?;
-        let next = Counters {
-            next_seq: counters.next_seq,
-            key_count: counters.key_count.saturating_sub(1),
-        };
-        batch.put(NS_META, META_COUNTERS, next.encode());
-        self.commit(batch, None, Some(key_id))?;
-        *counters = next;
-        Ok(())
-    }
-
-    /// Deletes, for good, every key whose `DeleteDate` has passed, with its
-    /// material, aliases and tags. Access purges such keys lazily too; this
-    /// call is for maintenance (there is no background thread). Returns how
-    /// many keys it deleted.
-    ///
-    /// # Errors
-    /// A keystore failure.
-    pub fn purge_expired(&self) -> Result<usize> {
-        let now = self.clock.now();
-        let mut purged = 0;
-        loop {
-            let due = self.store.scan(
-                NS_DELETION,
-                Scan {
-                    limit: 64,
-                    ..Scan::prefix(b"")
-                },
-            )?;
-            let mut progressed = false;
-            for (id, _) in &due {
-                let Some(date) = time_from_bytes(id) else {
-                    continue;
-                };
-                if date > now {
-                    return Ok(purged);
-                }
-                let key_id = String::from_utf8_lossy(&id[8..]).into_owned();
-                let mut counters = self.lock_writer()?;
-                match self.load_locked(&key_id) {
-                    Ok(record) if deletion_due(&record, now) => {
-                        self.purge_locked(&mut counters, &record)?;
-                        purged += 1;
-                    }
-                    _ => {
-                        // A stale index entry (deletion was cancelled): drop it.
-                        let mut b = Batch::new();
-                        b.delete(NS_DELETION, id.clone());
-                        self.commit(b, None, None)?;
-                    }
-                }
-                progressed = true;
-            }
-            if !progressed {
-                return Ok(purged);
-            }
-        }
-    }
-
-    // ---- key id resolution -------------------------------------------------
-
-    /// Resolves a `KeyId` parameter (SPEC section 1) to a key id: a key id, a
-    /// key ARN, and where `alias_ok`, an alias or alias ARN. This is the one
-    /// resolution function of the library.
-    pub(crate) fn resolve_key_id(
-        &self,
-        input: &str,
-        param: &'static str,
-        alias_ok: bool,
-    ) -> Result<String> {
-        self.resolve_key(input, param, alias_ok)
-            .map(Cow::into_owned)
-    }
-
-    /// [`Kms::resolve_key_id`] without a copy when `input` already names the
-    /// key (the hot path of Encrypt and GenerateDataKey).
-    pub(crate) fn resolve_key<'a>(
-        &self,
-        input: &'a str,
-        param: &'static str,
-        alias_ok: bool,
-    ) -> Result<Cow<'a, str>> {
-        if input.is_empty() {
-            return Err(Error::MissingParameter(param));
-        }
-        if let Some(rest) = input.strip_prefix("acs:kms:") {
-            let mut parts = rest.splitn(3, ':');
-            let (region, account, resource) = (parts.next(), parts.next(), parts.next());
-            let ours = region == Some(self.config.region_id.as_str())
-                && account == Some(self.config.account_id.as_str());
-            return match resource {
-                Some(r) if r.starts_with("alias/") => {
-                    if !alias_ok {
-                        Err(Error::UnsupportedAlias(param))
-                    } else if !ours {
-                        Err(Error::AliasNotFound(shorten(input)))
-                    } else {
-                        crate::ops::aliases::lookup_alias(self, r).map(Cow::Owned)
-                    }
-                }
-                Some(r) if ours => match r.strip_prefix("key/") {
-                    Some(id) if is_key_id(id) => Ok(Cow::Borrowed(id)),
-                    _ => Err(Error::KeyNotFound(shorten(input))),
-                },
-                _ => Err(Error::KeyNotFound(shorten(input))),
-            };
-        }
-        if input.starts_with("alias/") {
-            if !alias_ok {
-                return Err(Error::UnsupportedAlias(param));
-            }
-            return crate::ops::aliases::lookup_alias(self, input).map(Cow::Owned);
-        }
-        if is_key_id(input) {
-            // The hot path: a plain key id, resolved without a copy.
-            Ok(Cow::Borrowed(input))
-        } else {
-            Err(Error::KeyNotFound(shorten(input)))
-        }
-    }
-}
-
-/// True when `record` is past its `DeleteDate`.
-fn deletion_due(record: &KeyRecord, now: i64) -> bool {
-    record.state == KeyState::PendingDeletion && record.delete_date.is_some_and(|d| now >= d)
 }
 
 /// The writer lock, held across reads and one atomic commit (see [`Kms::writer`]).
 pub(crate) struct Writer<'a> {
-    kms: &'a Kms,
-    counters: MutexGuard<'a, Counters>,
+    pub(crate) kms: &'a Kms,
+    pub(crate) counters: MutexGuard<'a, Counters>,
 }
 
 impl Writer<'_> {
-    /// The record of a live key. A key past its `DeleteDate` is purged now
-    /// (its own batch) and is not found.
-    pub(crate) fn key(&mut self, key_id: &str) -> Result<KeyRecord> {
-        self.kms.settle_locked(&mut self.counters, key_id)
-    }
-
     /// Applies `batch` (which changes no key record) and releases the lock.
     pub(crate) fn commit(self, batch: Batch) -> Result<()> {
         if batch.is_empty() {
@@ -880,29 +573,62 @@ impl Writer<'_> {
     }
 }
 
-/// A lowercase hyphenated UUID.
-pub(crate) fn is_key_id(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-        })
-}
-
-/// Echoes user input in messages, cut short so a huge input stays readable.
-pub(crate) fn shorten(s: &str) -> String {
-    match s.char_indices().nth(128) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_owned(),
+impl KmsBuilder {
+    /// **INSECURE. Tests only; never use in production.** Makes key ids,
+    /// version ids, key material, nonces and data keys a function of `seed`,
+    /// so an application can snapshot-test its ciphertexts. Anyone who knows
+    /// the seed knows every key of the service.
+    ///
+    /// Only in builds with the `test-util` feature, so a default build cannot
+    /// reach it. Outputs are reproducible for a single-threaded sequence of
+    /// calls on a fresh store with the same seed (a reopened persistent store
+    /// draws a new stream, so it never repeats the ids of its keys; clock
+    /// values affect only timestamps, never ids or blobs): concurrent calls draw
+    /// from one generator in an order that depends on thread timing. The root
+    /// key, sealing nonces at rest, BYOK wrapping keys and import tokens stay
+    /// random.
+    ///
+    /// ```
+    /// use localkms::{Kms, ManualClock};
+    /// let make = || Kms::builder().clock(ManualClock::new(1_700_000_000)).insecure_deterministic(42).build();
+    /// let (a, b) = (make()?, make()?);
+    /// assert!(a.is_insecure_deterministic());
+    /// let ka = a.create_key(&Default::default())?;
+    /// assert_eq!(ka.key_id, b.create_key(&Default::default())?.key_id);
+    /// let ctx = Default::default();
+    /// assert_eq!(
+    ///     a.encrypt(&ka.key_id, b"hi", &ctx)?.ciphertext_blob,
+    ///     b.encrypt(&ka.key_id, b"hi", &ctx)?.ciphertext_blob,
+    /// );
+    /// # Ok::<(), localkms::Error>(())
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn insecure_deterministic(mut self, seed: u64) -> Self {
+        self.deterministic_seed = Some(seed);
+        self
     }
 }
 
-/// A new lowercase UUID v4 from the OS CSPRNG.
-pub(crate) fn new_uuid() -> Result<String> {
-    let mut b = [0u8; 16];
-    crate::secret::fill_random(&mut b)?;
-    Ok(uuid::Builder::from_random_bytes(b)
-        .into_uuid()
-        .hyphenated()
-        .to_string())
+impl Kms {
+    /// Fills `buf` from this service's random source.
+    pub(crate) fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
+        self.toolkit.rng.fill_random(buf)
+    }
+
+    /// A new lowercase UUID v4 (a KeyId or KeyVersionId).
+    pub(crate) fn new_uuid(&self) -> Result<String> {
+        self.toolkit.rng.new_uuid()
+    }
+
+    /// Fresh 256-bit key material.
+    pub(crate) fn new_material(&self) -> Result<KeyMaterial> {
+        self.toolkit.rng.new_material()
+    }
+
+    /// True when this service was built with
+    /// `KmsBuilder::insecure_deterministic`: its keys are predictable and
+    /// must never protect real data.
+    pub fn is_insecure_deterministic(&self) -> bool {
+        self.toolkit.rng.is_insecure_deterministic()
+    }
 }

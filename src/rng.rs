@@ -7,7 +7,6 @@
 //! snapshots.
 
 use crate::error::Result;
-use crate::kms::Kms;
 use crate::secret::{KeyMaterial, fill_random};
 
 /// Where a [`Kms`] takes the randomness that shapes its outputs.
@@ -37,42 +36,6 @@ impl Rng {
                 Self::Os
             }
         }
-    }
-}
-
-impl crate::kms::KmsBuilder {
-    /// **INSECURE. Tests only; never use in production.** Makes key ids,
-    /// version ids, key material, nonces and data keys a function of `seed`,
-    /// so an application can snapshot-test its ciphertexts. Anyone who knows
-    /// the seed knows every key of the service.
-    ///
-    /// Only in builds with the `test-util` feature, so a default build cannot
-    /// reach it. Outputs are reproducible for a single-threaded sequence of
-    /// calls on a fresh store with the same seed (a reopened persistent store
-    /// draws a new stream, so it never repeats the ids of its keys; clock
-    /// values affect only timestamps, never ids or blobs): concurrent calls draw
-    /// from one generator in an order that depends on thread timing. The root
-    /// key, sealing nonces at rest, BYOK wrapping keys and import tokens stay
-    /// random.
-    ///
-    /// ```
-    /// use localkms::{Kms, ManualClock};
-    /// let make = || Kms::builder().clock(ManualClock::new(1_700_000_000)).insecure_deterministic(42).build();
-    /// let (a, b) = (make()?, make()?);
-    /// assert!(a.is_insecure_deterministic());
-    /// let ka = a.create_key(&Default::default())?;
-    /// assert_eq!(ka.key_id, b.create_key(&Default::default())?.key_id);
-    /// let ctx = Default::default();
-    /// assert_eq!(
-    ///     a.encrypt(&ka.key_id, b"hi", &ctx)?.ciphertext_blob,
-    ///     b.encrypt(&ka.key_id, b"hi", &ctx)?.ciphertext_blob,
-    /// );
-    /// # Ok::<(), localkms::Error>(())
-    /// ```
-    #[cfg(feature = "test-util")]
-    pub fn insecure_deterministic(mut self, seed: u64) -> Self {
-        self.deterministic_seed = Some(seed);
-        self
     }
 }
 
@@ -111,7 +74,7 @@ impl Drbg {
 
     fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(32) {
-            let block = crate::crypto::import_token::hmac_sha256(
+            let block = crate::secret::hmac_sha256(
                 &self.seed,
                 &[b"localkms drbg v1", &self.counter.to_be_bytes()],
             );
@@ -121,10 +84,10 @@ impl Drbg {
     }
 }
 
-impl Kms {
+impl Rng {
     /// Fills `buf` from this service's random source (see [`Rng`]).
     pub(crate) fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
-        match &self.toolkit.rng {
+        match self {
             Rng::Os => fill_random(buf),
             #[cfg(feature = "test-util")]
             Rng::Deterministic(d) => {
@@ -138,8 +101,8 @@ impl Kms {
 
     /// A new lowercase UUID v4 (a KeyId or KeyVersionId).
     pub(crate) fn new_uuid(&self) -> Result<String> {
-        if matches!(self.toolkit.rng, Rng::Os) {
-            return crate::kms::new_uuid();
+        if matches!(self, Rng::Os) {
+            return new_uuid();
         }
         let mut b = [0u8; 16];
         self.fill_random(&mut b)?;
@@ -151,7 +114,7 @@ impl Kms {
 
     /// Fresh 256-bit key material.
     pub(crate) fn new_material(&self) -> Result<KeyMaterial> {
-        match &self.toolkit.rng {
+        match self {
             Rng::Os => KeyMaterial::generate(),
             #[cfg(feature = "test-util")]
             Rng::Deterministic(_) => {
@@ -165,9 +128,19 @@ impl Kms {
     /// True when this service was built with
     /// `KmsBuilder::insecure_deterministic`: its keys are predictable and
     /// must never protect real data.
-    pub fn is_insecure_deterministic(&self) -> bool {
-        !matches!(self.toolkit.rng, Rng::Os)
+    pub(crate) fn is_insecure_deterministic(&self) -> bool {
+        !matches!(self, Rng::Os)
     }
+}
+
+/// A new lowercase UUID v4 from the OS CSPRNG.
+pub(crate) fn new_uuid() -> Result<String> {
+    let mut b = [0u8; 16];
+    fill_random(&mut b)?;
+    Ok(uuid::Builder::from_random_bytes(b)
+        .into_uuid()
+        .hyphenated()
+        .to_string())
 }
 
 #[cfg(all(test, feature = "test-util"))]
@@ -186,7 +159,7 @@ mod tests {
         Drbg::new(1, 1).fill(&mut b);
         assert_ne!(a, b);
         // Block 0 is HMAC-SHA256(seed || epoch, label || 0).
-        let block0 = crate::crypto::import_token::hmac_sha256(
+        let block0 = crate::secret::hmac_sha256(
             &[1u64.to_be_bytes(), 0u64.to_be_bytes()].concat(),
             &[b"localkms drbg v1", &0u64.to_be_bytes()],
         );

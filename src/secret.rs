@@ -45,3 +45,14 @@ impl fmt::Debug for KeyMaterial {
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
     getrandom::fill(buf).map_err(|_| Error::InternalFailure)
 }
+
+/// HMAC-SHA-256 (RFC 2104) of the concatenated `parts`.
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+    use hmac::{KeyInit as _, Mac as _};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length"); // safe: HMAC takes a key of any length
+    for p in parts {
+        mac.update(p);
+    }
+    Zeroizing::new(mac.finalize().into_bytes().into())
+}

@@ -6,7 +6,24 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
+/// A wire string that names no value of one of the API's enumerations. It
+/// converts into [`Error::InvalidParameter`](crate::Error::InvalidParameter)
+/// naming the parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownValue {
+    /// The parameter whose value was not recognised.
+    pub param: &'static str,
+    /// What the parameter accepts.
+    pub expected: &'static str,
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.param, self.expected)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
 
 /// Declares an enum whose variants carry exact wire strings, with `Display`,
 /// `FromStr` (case-sensitive, per SPEC section 4) and serde as those strings.
@@ -37,14 +54,14 @@ macro_rules! wire_enum {
         }
 
         impl FromStr for $name {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
                 match s {
                     $($wire => Ok($name::$variant),)+
-                    _ => Err(Error::invalid(
-                        $param,
-                        concat!("must be one of" $(, " ", $wire)+),
-                    )),
+                    _ => Err(UnknownValue {
+                        param: $param,
+                        expected: concat!("must be one of" $(, " ", $wire)+),
+                    }),
                 }
             }
         }
@@ -173,6 +190,15 @@ pub struct KeyListEntry {
     pub key_arn: String,
 }
 
+/// A lowercase hyphenated UUID.
+pub(crate) fn is_key_id(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,7 +215,7 @@ mod tests {
         assert!("software".parse::<ProtectionLevel>().is_err());
         assert!("encrypt/decrypt".parse::<KeyUsage>().is_err());
         let e = "X".parse::<KeySpec>().unwrap_err();
-        assert_eq!(e.code(), "InvalidParameter");
+        assert_eq!(crate::Error::from(e).code(), "InvalidParameter");
         assert!(e.to_string().contains("KeySpec"));
     }
 }

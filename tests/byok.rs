@@ -814,10 +814,10 @@ fn wrapping_enums_take_exact_wire_strings() {
     );
     for bad in ["rsaes_oaep_sha_256", "RSAES_OAEP_SHA256", ""] {
         let e = bad.parse::<WrappingAlgorithm>().unwrap_err();
-        assert_eq!(e.code(), "InvalidParameter");
+        assert_eq!(localkms::Error::from(e).code(), "InvalidParameter");
         assert!(e.to_string().contains("WrappingAlgorithm"), "{e}");
     }
     let e = "RSA_4096".parse::<WrappingKeySpec>().unwrap_err();
-    assert_eq!(e.code(), "InvalidParameter");
+    assert_eq!(localkms::Error::from(e).code(), "InvalidParameter");
     assert!(e.to_string().contains("WrappingKeySpec"), "{e}");
 }

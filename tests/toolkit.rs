@@ -65,17 +65,18 @@ fn deterministic_mode_is_behind_a_non_default_feature() {
             assert!(!line.contains("test-util"), "{line}");
         }
     }
-    let rng = include_str!("../src/rng.rs");
-    let at = rng
+    let kms = include_str!("../src/kms.rs");
+    let at = kms
         .find("pub fn insecure_deterministic")
         .expect("the method");
-    let before: Vec<&str> = rng[..at].lines().rev().take(2).collect();
+    let before: Vec<&str> = kms[..at].lines().rev().take(2).collect();
     assert!(
         before
             .iter()
             .any(|l| l.trim() == "#[cfg(feature = \"test-util\")]"),
         "{before:?}"
     );
+    let rng = include_str!("../src/rng.rs");
     let variant = rng
         .find("Deterministic(std::sync::Mutex<Drbg>)")
         .expect("the variant");

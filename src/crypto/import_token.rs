@@ -28,6 +28,7 @@
 //! constant time, before any field is interpreted, so a malformed token and a
 //! forged one are the same failure.
 
+pub(crate) use crate::secret::hmac_sha256;
 use zeroize::Zeroizing;
 
 use crate::types::{WrappingAlgorithm, WrappingKeySpec};
@@ -75,17 +76,6 @@ impl TokenKey {
     pub(crate) fn tag(&self, body: &[u8]) -> [u8; TAG_LEN] {
         *hmac_sha256(self.0.as_ref(), &[TAG_LABEL, body])
     }
-}
-
-/// HMAC-SHA-256 (RFC 2104) of the concatenated `parts`.
-pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
-    use hmac::{KeyInit as _, Mac as _};
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("HMAC takes a key of any length"); // safe: HMAC takes a key of any length
-    for p in parts {
-        mac.update(p);
-    }
-    Zeroizing::new(mac.finalize().into_bytes().into())
 }
 
 impl std::fmt::Debug for TokenKey {

@@ -3,4 +3,5 @@
 
 pub(crate) mod blob;
 pub(crate) mod context;
+pub(crate) mod envelope;
 pub(crate) mod import_token;

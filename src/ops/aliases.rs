@@ -32,8 +32,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::shorten;
 use crate::error::{Error, Rejection, Result};
-use crate::kms::{Kms, Writer, shorten};
+use crate::kms::{Kms, Writer};
 use crate::paging::{Page, Paging};
 use crate::store::record::NS_META;
 use crate::store::{Batch, Scan};

@@ -16,7 +16,7 @@ use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{Error, Result};
-use crate::kms::{Kms, is_key_id};
+use crate::kms::Kms;
 use crate::ops::aliases::AliasName;
 use crate::ops::tags::Tag;
 use crate::paging::Paging;
@@ -24,6 +24,7 @@ use crate::secret::KeyMaterial;
 use crate::store::record::{
     KeyRecord, NS_DELETION, NS_MATERIAL, VersionMeta, deletion_id, material_id,
 };
+use crate::types::is_key_id;
 use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 
 /// The fixture format version this library reads and writes.
@@ -75,7 +76,7 @@ fn object<'a>(v: &'a Value, path: &str, allowed: &[&str]) -> Result<&'a Map<Stri
         .ok_or_else(|| bad(path, "must be a JSON object"))?;
     if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(bad(
-            &format!("{path}.{}", crate::kms::shorten(k)),
+            &format!("{path}.{}", crate::error::shorten(k)),
             format!("unknown field (expected one of {})", allowed.join(", ")),
         ));
     }
@@ -90,13 +91,16 @@ fn string<'a>(m: &'a Map<String, Value>, path: &str, field: &str) -> Result<Opti
     }
 }
 
-fn parsed<T: std::str::FromStr<Err = Error>>(
+fn parsed<T: std::str::FromStr<Err = E>, E: Into<Error>>(
     m: &Map<String, Value>,
     path: &str,
     field: &str,
 ) -> Result<Option<T>> {
     string(m, path, field)?
-        .map(|s| s.parse().map_err(|e| bad(&format!("{path}.{field}"), e)))
+        .map(|s| {
+            s.parse()
+                .map_err(|e: E| bad(&format!("{path}.{field}"), e.into()))
+        })
         .transpose()
 }
 

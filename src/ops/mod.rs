@@ -6,6 +6,18 @@ pub(crate) mod fixtures;
 pub(crate) mod import;
 pub(crate) mod keys;
 pub(crate) mod reencrypt;
+pub(crate) mod regions;
+pub(crate) mod resolve;
 pub(crate) mod symmetric;
 pub(crate) mod tags;
 pub(crate) mod versions;
+
+crate::kms::instrument::audited_ids! {
+    symmetric::EncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    symmetric::DataKey => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    symmetric::Decrypted => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    reencrypt::ReEncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    versions::KeyVersion => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    import::ImportParameters => |r| (Some(&r.key_id), None);
+    envelope::EnvelopeInfo => |r| (Some(&r.key_id), Some(&r.key_version_id));
+}

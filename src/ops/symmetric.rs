@@ -17,11 +17,13 @@ use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
+use crate::cache::KeyEntry;
 pub use crate::crypto::blob::PlaintextKind;
 use crate::crypto::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
 use crate::crypto::context::EncryptionContext;
+use crate::error::shorten;
 use crate::error::{Error, Rejection, Result};
-use crate::kms::{KeyEntry, Kms, shorten};
+use crate::kms::Kms;
 
 /// The largest `Plaintext` of Encrypt, in bytes.
 pub const MAX_PLAINTEXT_BYTES: usize = 6144;
@@ -394,7 +396,7 @@ impl Kms {
         let nonce = *header.nonce;
         let key_id = std::str::from_utf8(header.key_id)
             .ok()
-            .filter(|id| crate::kms::is_key_id(id))
+            .filter(|id| crate::types::is_key_id(id))
             .ok_or_else(|| Error::KeyNotFound(lossy(header.key_id)))?;
         let entry = self.usable_entry(key_id)?;
         let version_id = std::str::from_utf8(header.version_id)
@@ -546,7 +548,7 @@ pub mod internal {
         version_id: &str,
         material: &[u8; 32],
     ) -> Result<()> {
-        if !crate::kms::is_key_id(key_id) || !crate::kms::is_key_id(version_id) {
+        if !crate::types::is_key_id(key_id) || !crate::types::is_key_id(version_id) {
             return Err(Error::invalid("KeyId", "must be a lowercase UUID"));
         }
         let material = KeyMaterial::from_slice(material).ok_or(Error::InternalFailure)?;

@@ -33,8 +33,9 @@
 use serde::Serialize;
 
 use crate::clock::format_timestamp;
+use crate::error::shorten;
 use crate::error::{Error, Rejection, Result};
-use crate::kms::{Kms, shorten};
+use crate::kms::Kms;
 use crate::ops::keys::{DEFAULT_ROTATION_INTERVAL, validate_rotation_interval};
 use crate::paging::{Page, Paging};
 use crate::store::Batch;

@@ -129,32 +129,7 @@ impl<'a> Scan<'a> {
     }
 }
 
-/// A failure of the storage backend.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum StoreError {
-    /// An I/O failure, with the backend's description.
-    Io(String),
-    /// Another process holds the store.
-    Locked(String),
-    /// The backend found its own files damaged.
-    Corrupt(String),
-    /// Any other backend failure.
-    Other(String),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "I/O error: {e}"),
-            Self::Locked(e) => write!(f, "store is locked: {e}"),
-            Self::Corrupt(e) => write!(f, "store is corrupt: {e}"),
-            Self::Other(e) => f.write_str(e),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
+pub use crate::error::StoreError;
 
 /// Record storage for the service.
 ///

@@ -26,13 +26,10 @@ mod params;
 mod render;
 pub mod sign;
 
-use std::hash::{BuildHasher as _, RandomState};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde_json::{Map, Value};
 use zeroize::Zeroize as _;
 
+use crate::audit::request_id;
 use crate::error::{Error, Result};
 use crate::kms::Kms;
 use params::Params;
@@ -232,13 +229,13 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
     let format = format_of(params);
     // Made first, so the audit event of the operation carries it too.
     let id = request_id();
-    let outcome = crate::toolkit::with_request_id(&id, || {
+    let outcome = crate::audit::with_request_id(&id, || {
         Params::new(params).and_then(|p| {
             let name = p.required("Action")?;
             let action = ACTIONS
                 .iter()
                 .find(|a| a.name == name)
-                .ok_or_else(|| Error::InvalidAction(crate::kms::shorten(name)))?;
+                .ok_or_else(|| Error::InvalidAction(crate::error::shorten(name)))?;
             let key = p.optional("KeyId").or(p.optional("DestinationKeyId"));
             let run = || (action.run)(kms, &p);
             Ok((action.name, kms.wire_action(action.name, key, run)?))
@@ -248,27 +245,6 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
         Ok((name, fields)) => success(format, name, fields, id),
         Err(e) => error_response(format, &e, id),
     }
-}
-
-/// A fresh `RequestId`: an uppercase UUID v4, as the service sends.
-///
-/// Request ids need to be unique, not secret, so they come from a keyed
-/// hash (SipHash under a per-process random key) of a counter rather than a
-/// system call per response.
-pub(crate) fn request_id() -> String {
-    static KEY: OnceLock<RandomState> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let key = KEY.get_or_init(RandomState::new);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&key.hash_one((n, 0u8)).to_le_bytes());
-    bytes[8..].copy_from_slice(&key.hash_one((n, 1u8)).to_le_bytes());
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .encode_upper(&mut buf)
-        .to_owned()
 }
 
 /// Response members that may hold plaintext, cleared after rendering.
@@ -341,4 +317,15 @@ fn format_of(params: &[(String, String)]) -> Format {
             .find(|(k, _)| k == "Format")
             .map(|(_, v)| v.as_str()),
     )
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::ACTIONS;
+
+    #[test]
+    fn the_action_table_matches_the_names_below_it() {
+        let names: Vec<&str> = ACTIONS.iter().map(|a| a.name).collect();
+        assert_eq!(names, crate::action_names::WIRE_ACTIONS);
+    }
 }

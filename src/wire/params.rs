@@ -33,7 +33,7 @@ impl<'a> Params<'a> {
                     Some(param) => Error::invalid(param, "is given more than once"),
                     None => Error::invalid(
                         "parameters",
-                        format!("{} is given more than once", crate::kms::shorten(name)),
+                        format!("{} is given more than once", crate::error::shorten(name)),
                     ),
                 });
             }
@@ -64,8 +64,13 @@ impl<'a> Params<'a> {
 
     /// An optional enum parameter, parsed case-sensitively by the enum's own
     /// `FromStr` (which names the parameter in its error).
-    pub(crate) fn parse<T: FromStr<Err = Error>>(&self, name: &str) -> Result<Option<T>> {
-        self.optional(name).map(str::parse).transpose()
+    pub(crate) fn parse<T: FromStr<Err = E>, E: Into<Error>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>> {
+        self.optional(name)
+            .map(|v| v.parse().map_err(Into::into))
+            .transpose()
     }
 
     /// An optional boolean: `true` or `false` in any case.

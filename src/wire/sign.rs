@@ -161,7 +161,7 @@ impl Verifier {
     /// live at once.
     pub fn verify(&self, kms: &Kms, req: &HttpRequest<'_>) -> Result<Vec<(String, String)>> {
         if req.method != "GET" && req.method != "POST" {
-            return Err(Error::UnsupportedHttpMethod(crate::kms::shorten(
+            return Err(Error::UnsupportedHttpMethod(crate::error::shorten(
                 req.method,
             )));
         }
@@ -257,7 +257,7 @@ impl Verifier {
             let must_sign = name.starts_with("x-acs-") || name == "host" || name == "content-type";
             if must_sign && !signed.contains(&name) {
                 return Err(Error::IncompleteSignature(
-                    format!("the header {} is not signed", crate::kms::shorten(&name)).into(),
+                    format!("the header {} is not signed", crate::error::shorten(&name)).into(),
                 ));
             }
         }
@@ -274,7 +274,11 @@ impl Verifier {
             let mut values: Vec<&str> = req.header_values(name).map(str::trim).collect();
             if values.is_empty() {
                 return Err(Error::IncompleteSignature(
-                    format!("the signed header {} is missing", crate::kms::shorten(name)).into(),
+                    format!(
+                        "the signed header {} is missing",
+                        crate::error::shorten(name)
+                    )
+                    .into(),
                 ));
             }
             values.sort_unstable();

@@ -50,24 +50,15 @@
 //! # Ok::<(), localkms::Error>(())
 //! ```
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-pub use crate::audit::{AuditEvent, AuditSink, JsonLinesAudit, MemoryAudit};
+use crate::audit::{AuditEvent, AuditSink};
 use crate::error::Result;
-pub use crate::faults::{Fault, Faults};
+use crate::faults::Faults;
 use crate::kms::Kms;
-
-/// Operations of the Rust API that have no wire action, named like actions
-/// (for fault rules and audit events).
-pub(crate) const RUST_ONLY_ACTIONS: &[&str] = &[
-    "EnvelopeEncrypt",
-    "EnvelopeDecrypt",
-    "EnvelopeEncryptStream",
-    "EnvelopeDecryptStream",
-];
 
 /// The toolkit state of one [`Kms`].
 #[derive(Default)]
@@ -92,8 +83,6 @@ thread_local! {
     /// How many operations are running on this thread (nested ones are not
     /// faulted or audited).
     static DEPTH: Cell<u32> = const { Cell::new(0) };
-    /// The wire request being answered on this thread, if any.
-    static REQUEST_ID: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Set when the outermost operation on this thread has been audited.
     static AUDITED: Cell<bool> = const { Cell::new(false) };
 }
@@ -119,21 +108,6 @@ impl Drop for DepthGuard {
     }
 }
 
-/// Runs `f` as the handling of the wire request `request_id`: audit events
-/// of the operation it calls carry that id.
-pub(crate) fn with_request_id<T>(request_id: &str, f: impl FnOnce() -> T) -> T {
-    struct Restore(Option<String>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            let old = self.0.take();
-            REQUEST_ID.with(|r| *r.borrow_mut() = old);
-        }
-    }
-    let old = REQUEST_ID.with(|r| r.borrow_mut().replace(request_id.to_owned()));
-    let _restore = Restore(old);
-    f()
-}
-
 /// What an operation's response says about the key it used.
 pub(crate) trait Audited {
     /// The KeyId and KeyVersionId the response names.
@@ -142,9 +116,10 @@ pub(crate) trait Audited {
     }
 }
 
+/// Implements [`Audited`] for response types from the ids they carry.
 macro_rules! audited_ids {
     ($($t:ty => |$r:ident| $e:expr;)*) => {
-        $(impl Audited for $t {
+        $(impl $crate::kms::instrument::Audited for $t {
             fn audit_ids(&self) -> (Option<&str>, Option<&str>) {
                 let $r = self;
                 $e
@@ -153,19 +128,14 @@ macro_rules! audited_ids {
     };
 }
 
-fn nonempty(s: &str) -> Option<&str> {
+pub(crate) use audited_ids;
+
+pub(crate) fn nonempty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
 audited_ids! {
     crate::types::KeyMetadata => |r| (Some(&r.key_id), nonempty(&r.primary_key_version));
-    crate::ops::symmetric::EncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::ops::symmetric::DataKey => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::ops::symmetric::Decrypted => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::ops::reencrypt::ReEncryptResponse => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::ops::versions::KeyVersion => |r| (Some(&r.key_id), Some(&r.key_version_id));
-    crate::ops::import::ImportParameters => |r| (Some(&r.key_id), None);
-    crate::ops::envelope::EnvelopeInfo => |r| (Some(&r.key_id), Some(&r.key_version_id));
 }
 
 impl Audited for () {}
@@ -183,7 +153,7 @@ fn key_of_param(param: &str) -> Option<String> {
         .strip_prefix("acs:kms:")
         .and_then(|r| r.rsplit_once(":key/"))
         .map_or(param, |(_, id)| id);
-    Some(crate::kms::shorten(id))
+    Some(crate::error::shorten(id))
 }
 
 impl Kms {
@@ -266,9 +236,7 @@ impl Kms {
             Err(e) => (key_of_param(key_param), None, e.code()),
         };
         AUDITED.with(|a| a.set(true));
-        let request_id = REQUEST_ID
-            .with(|r| r.borrow().clone())
-            .unwrap_or_else(crate::wire::request_id);
+        let request_id = crate::audit::current_request_id();
         sink.record(&AuditEvent {
             time,
             action,

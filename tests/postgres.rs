@@ -85,7 +85,9 @@ fn concurrent_first_opens_of_one_schema_all_succeed() {
         })
         .collect();
     for o in openers {
-        o.join().expect("thread").expect("every concurrent open succeeds");
+        o.join()
+            .expect("thread")
+            .expect("every concurrent open succeeds");
     }
 }
 
@@ -98,7 +100,10 @@ fn records_outlive_the_holder_and_the_schema_version_is_checked() {
         put(&store, "k", b"id", b"v").expect("put");
     }
     let store = PostgresKeystore::connect(&server.url(), &name).expect("reopen");
-    assert_eq!(store.get("k", b"id").expect("get").as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        store.get("k", b"id").expect("get").as_deref(),
+        Some(&b"v"[..])
+    );
     drop(store);
 
     let mut admin = server.admin();
@@ -134,7 +139,10 @@ fn server_down_at_connect_is_unavailable_and_names_the_server() {
     let url = format!("postgresql://kms:{PASSWORD}@127.0.0.1:{port}/kms?sslmode=disable");
     let e = PostgresKeystore::connect(&url, "kms").expect_err("nobody listens");
     assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
-    assert!(e.to_string().contains(&format!("kms@127.0.0.1:{port}/kms")), "{e}");
+    assert!(
+        e.to_string().contains(&format!("kms@127.0.0.1:{port}/kms")),
+        "{e}"
+    );
     assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
     assert_no_secret(&e);
 }
@@ -179,7 +187,10 @@ fn missing_privileges_are_denied_with_the_servers_message() {
     // Read-only: opens and reads, every write is refused and changes nothing.
     let reader_url = server.url_as(&format!("reader_{name}"), PASSWORD, "postgres", "");
     let reader = PostgresKeystore::connect(&reader_url, &name).expect("reader opens");
-    assert_eq!(reader.get("k", b"id").expect("read").as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        reader.get("k", b"id").expect("read").as_deref(),
+        Some(&b"v"[..])
+    );
     let e = put(&reader, "k", b"id", b"w").expect_err("read-only");
     assert!(matches!(e, StoreError::Denied(_)), "{e:?}");
     assert!(e.to_string().contains("42501"), "{e}");
@@ -189,15 +200,23 @@ fn missing_privileges_are_denied_with_the_servers_message() {
         .apply_if(&[Expect::value("k", b"id", b"v")], b)
         .expect_err("read-only");
     assert!(matches!(e, StoreError::Denied(_)), "{e:?}");
-    assert_eq!(store.get("k", b"id").expect("get").as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        store.get("k", b"id").expect("get").as_deref(),
+        Some(&b"v"[..])
+    );
     // The refused writes left the reader's connections usable.
-    assert_eq!(reader.get("k", b"id").expect("read").as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        reader.get("k", b"id").expect("read").as_deref(),
+        Some(&b"v"[..])
+    );
 }
 
 #[test]
 fn a_lost_server_fails_operations_cleanly_and_service_resumes() {
     // Its own server: this test stops it.
-    let Some(server) = PgServer::start() else { return };
+    let Some(server) = PgServer::start() else {
+        return;
+    };
     let store = Arc::new(PostgresKeystore::connect(&server.url(), "kms").expect("connect"));
 
     // A writer puts pairs (a/i, b/i) atomically while the server goes away.
@@ -229,7 +248,11 @@ fn a_lost_server_fails_operations_cleanly_and_service_resumes() {
     assert!(!acknowledged.is_empty(), "the writer wrote before the stop");
     for e in &errors {
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
-        assert!(e.to_string().contains(&format!("127.0.0.1:{}", server.port)), "{e}");
+        assert!(
+            e.to_string()
+                .contains(&format!("127.0.0.1:{}", server.port)),
+            "{e}"
+        );
         assert_no_secret(e);
     }
 
@@ -253,7 +276,10 @@ fn a_lost_server_fails_operations_cleanly_and_service_resumes() {
     assert_eq!(a, b, "every pair is whole: no batch half applied");
     let present: std::collections::BTreeSet<Vec<u8>> = a.into_iter().map(|(id, _)| id).collect();
     for i in &acknowledged {
-        assert!(present.contains(&i.to_be_bytes().to_vec()), "acknowledged {i} lost");
+        assert!(
+            present.contains(i.to_be_bytes().as_slice()),
+            "acknowledged {i} lost"
+        );
     }
     // At most the batch whose commit was cut off is there unacknowledged.
     assert!(present.len() <= acknowledged.len() + 1);
@@ -284,16 +310,24 @@ fn uses_tls(server: &PgServer, app: &str) -> bool {
             &[&app],
         )
         .expect("pg_stat_ssl");
-    row.get::<_, Option<bool>>(0).expect("the store's connection is listed")
+    row.get::<_, Option<bool>>(0)
+        .expect("the store's connection is listed")
 }
 
 #[test]
 fn tls_honours_sslmode() {
-    let Some(server) = PgServer::start_tls() else { return };
+    let Some(server) = PgServer::start_tls() else {
+        return;
+    };
     let ca = server.ca.clone().expect("a CA");
     let ca = ca.to_str().expect("utf-8 path");
     let open = |app: &str, query: &str| {
-        let url = server.url_as("postgres", PASSWORD, "postgres", &format!("{query}&application_name={app}"));
+        let url = server.url_as(
+            "postgres",
+            PASSWORD,
+            "postgres",
+            &format!("{query}&application_name={app}"),
+        );
         let store = PostgresKeystore::connect(&url, "kms")?;
         put(&store, "k", app.as_bytes(), b"v")?;
         Ok::<_, StoreError>(store)
@@ -302,15 +336,25 @@ fn tls_honours_sslmode() {
     let _require = open("require", "sslmode=require").expect("require connects");
     assert!(uses_tls(&server, "require"), "sslmode=require is encrypted");
     let _prefer = open("prefer", "sslmode=prefer").expect("prefer connects");
-    assert!(uses_tls(&server, "prefer"), "sslmode=prefer takes TLS when offered");
+    assert!(
+        uses_tls(&server, "prefer"),
+        "sslmode=prefer takes TLS when offered"
+    );
     let _plain = open("plain", "sslmode=disable").expect("disable connects");
-    assert!(!uses_tls(&server, "plain"), "sslmode=disable is not encrypted");
+    assert!(
+        !uses_tls(&server, "plain"),
+        "sslmode=disable is not encrypted"
+    );
 
     let full = open("full", &format!("sslmode=verify-full&sslrootcert={ca}"))
         .expect("verify-full with the right CA");
     assert!(uses_tls(&server, "full"));
-    assert_eq!(full.get("k", b"require").expect("get").as_deref(), Some(&b"v"[..]));
-    open("ca", &format!("sslmode=verify-ca&sslrootcert={ca}")).expect("verify-ca with the right CA");
+    assert_eq!(
+        full.get("k", b"require").expect("get").as_deref(),
+        Some(&b"v"[..])
+    );
+    open("ca", &format!("sslmode=verify-ca&sslrootcert={ca}"))
+        .expect("verify-ca with the right CA");
 
     let other = tempfile::tempdir().expect("tempdir");
     let wrong = pg::make_ca(other.path(), "other");

@@ -44,7 +44,11 @@ pub fn run_shared(open: impl Fn() -> Box<dyn Keystore>) {
     let stale = b
         .apply_if(&[Expect::absent("shared", b"x")], Batch::new())
         .expect("apply_if");
-    assert_eq!(stale, Err(Conflict), "another holder's write is seen by apply_if");
+    assert_eq!(
+        stale,
+        Err(Conflict),
+        "another holder's write is seen by apply_if"
+    );
     eprintln!("keystore conformance (shared): compare-and-swap increments across holders");
     concurrent_increments_are_exact(&[a, b], 2, 40);
 }
@@ -63,7 +67,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("scan order, prefix, cursor, skip, limit", scan_selects),
     ("empty and binary ids and values", binary_ids_and_values),
     ("flush succeeds", flush_succeeds),
-    ("apply_if compares, then applies all or nothing", compare_and_swap),
+    (
+        "apply_if compares, then applies all or nothing",
+        compare_and_swap,
+    ),
 ];
 
 fn put(store: &dyn Keystore, ns: &'static str, id: &[u8], value: &[u8]) {
@@ -262,7 +269,10 @@ pub fn compare_and_swap(store: &dyn Keystore) {
     let mut b = Batch::new();
     b.put("c", b"x".to_vec(), b"1".to_vec());
     b.put("c", b"log1".to_vec(), b"".to_vec());
-    assert_eq!(apply_if(store, &[Expect::absent("c", b"x")], b.clone()), Ok(()));
+    assert_eq!(
+        apply_if(store, &[Expect::absent("c", b"x")], b.clone()),
+        Ok(())
+    );
     assert_eq!(get(store, "c", b"x").as_deref(), Some(&b"1"[..]));
     assert_eq!(
         apply_if(store, &[Expect::absent("c", b"x")], b),
@@ -316,7 +326,10 @@ pub fn compare_and_swap(store: &dyn Keystore) {
     // Deletes, and expecting a record absent after its delete.
     let mut d = Batch::new();
     d.delete("c", b"x".to_vec());
-    assert_eq!(apply_if(store, &[Expect::value("c", b"x", b"2")], d), Ok(()));
+    assert_eq!(
+        apply_if(store, &[Expect::value("c", b"x", b"2")], d),
+        Ok(())
+    );
     assert_eq!(get(store, "c", b"x"), None);
     let mut p = Batch::new();
     p.put("c", b"x".to_vec(), b"3".to_vec());

@@ -82,7 +82,7 @@ impl Keystore for MemoryKeystore {
 
 fn apply_locked(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, batch: Batch) {
     for op in batch.into_ops() {
-            match op {
+        match op {
             Op::Put { ns, id, value } => {
                 map.insert(physical_key(ns, &id), value);
             }

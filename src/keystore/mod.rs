@@ -194,7 +194,11 @@ impl<'a> Expect<'a> {
 
     /// The record must be absent.
     pub fn absent(ns: &'a str, id: &'a [u8]) -> Self {
-        Self { ns, id, value: None }
+        Self {
+            ns,
+            id,
+            value: None,
+        }
     }
 
     /// The record must be as `read` returned it (`Keystore::get`'s result).

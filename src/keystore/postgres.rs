@@ -446,11 +446,7 @@ impl Sql {
     fn new(schema: &str) -> Self {
         let s = format!("\"{schema}\"");
         let scan = |lower: &str, upper: bool| {
-            let (upper, n) = if upper {
-                (" AND id < $3", 4)
-            } else {
-                ("", 3)
-            };
+            let (upper, n) = if upper { (" AND id < $3", 4) } else { ("", 3) };
             format!(
                 "SELECT id, v FROM {s}.records WHERE ns = $1 AND id {lower} $2{upper} ORDER BY id LIMIT ${n} OFFSET ${}",
                 n + 1
@@ -797,11 +793,17 @@ mod tests {
         assert_eq!(root.as_deref(), Some("/tmp/ca.pem"));
 
         let (rest, mode, root) = split_tls_options("postgres://h/db").expect("parse");
-        assert_eq!((rest.as_str(), mode, root), ("postgres://h/db", SslMode::Prefer, None));
+        assert_eq!(
+            (rest.as_str(), mode, root),
+            ("postgres://h/db", SslMode::Prefer, None)
+        );
 
         let (rest, mode, _) =
             split_tls_options("host=h user=u sslmode=disable dbname=d").expect("parse");
-        assert_eq!((rest.as_str(), mode), ("host=h user=u dbname=d", SslMode::Disable));
+        assert_eq!(
+            (rest.as_str(), mode),
+            ("host=h user=u dbname=d", SslMode::Disable)
+        );
 
         let err = split_tls_options("postgres://h/?sslmode=allow").expect_err("allow");
         assert!(err.contains("sslmode=allow"), "{err}");
@@ -809,8 +811,9 @@ mod tests {
 
     #[test]
     fn messages_name_the_place_but_never_the_password() {
-        let server = Server::parse("postgresql://alice:hunter2@db.example:6543/kms?sslmode=disable")
-            .expect("parse");
+        let server =
+            Server::parse("postgresql://alice:hunter2@db.example:6543/kms?sslmode=disable")
+                .expect("parse");
         assert_eq!(server.place, "alice@db.example:6543/kms");
         let bad = Server::parse("postgresql://alice:hunter2@db.example:x/kms")
             .err()

@@ -47,7 +47,8 @@ fn find_bin() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+        std::env::split_paths(&path)
+            .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
     })
 }
 
@@ -60,7 +61,10 @@ fn id_of(flag: &str) -> u32 {
         out.status.success(),
         "running as root needs a `postgres` user (the postgresql package creates it)"
     );
-    String::from_utf8_lossy(&out.stdout).trim().parse().expect("a numeric id")
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a numeric id")
 }
 
 fn free_port() -> u16 {
@@ -127,7 +131,12 @@ impl PgServer {
                 "--auth-local=trust",
                 "--auth-host=scram-sha-256",
                 "--pwfile",
-                server.dir.path().join("pwfile").to_str().expect("utf-8 path"),
+                server
+                    .dir
+                    .path()
+                    .join("pwfile")
+                    .to_str()
+                    .expect("utf-8 path"),
                 "-E",
                 "UTF8",
                 "--no-instructions",
@@ -233,17 +242,30 @@ impl PgServer {
     pub fn stop(&self) {
         self.run(
             "pg_ctl",
-            &["stop", "-w", "-m", "fast", "-D", self.data().to_str().expect("utf-8")],
+            &[
+                "stop",
+                "-w",
+                "-m",
+                "fast",
+                "-D",
+                self.data().to_str().expect("utf-8"),
+            ],
         );
     }
 
     /// Starts the stopped server again, on the same port.
     pub fn start_again(&self) {
-        assert!(self.try_start(), "PostgreSQL failed to restart:\n{}", self.log());
+        assert!(
+            self.try_start(),
+            "PostgreSQL failed to restart:\n{}",
+            self.log()
+        );
     }
 
     /// Stops the server and removes its files once this process is gone,
     /// whether or not `Drop` ran.
+    // The watchdog outlives this process on purpose; init reaps it.
+    #[allow(clippy::zombie_processes)]
     fn watchdog(&self) {
         let pg_ctl = self.bin.join("pg_ctl");
         let stop = match self.run_as {
@@ -312,8 +334,19 @@ impl PgServer {
             );
         };
         openssl(&[
-            "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
         ]);
         std::fs::write(
             certs.join("ext.cnf"),
@@ -321,12 +354,28 @@ impl PgServer {
         )
         .expect("write ext.cnf");
         openssl(&[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-out", "server.crt", "-extfile", "ext.cnf",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "ext.cnf",
         ]);
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(certs.join("server.key"), std::fs::Permissions::from_mode(0o600))
-            .expect("chmod server.key");
+        std::fs::set_permissions(
+            certs.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod server.key");
         self.ca = Some(certs.join("ca.crt"));
     }
 }
@@ -335,8 +384,16 @@ impl PgServer {
 pub fn make_ca(dir: &Path, name: &str) -> PathBuf {
     let out = Command::new("openssl")
         .args([
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-days", "2", "-subj",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
         ])
         .arg(format!("/CN=localkms test {name}"))
         .args(["-addext", "basicConstraints=critical,CA:TRUE"])

@@ -330,6 +330,15 @@ pub enum StoreError {
     Corrupt(String),
     /// Any other backend failure.
     Other(String),
+    /// The store's server cannot be reached, or the connection to it was lost
+    /// during the operation. The operation may be retried.
+    Unavailable(String),
+    /// The server refused the operation for lack of privileges or credentials.
+    Denied(String),
+    /// The store was written in a schema version this build does not read.
+    SchemaVersion(String),
+    /// The backend does not offer this operation.
+    Unsupported(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -339,6 +348,10 @@ impl std::fmt::Display for StoreError {
             Self::Locked(e) => write!(f, "store is locked: {e}"),
             Self::Corrupt(e) => write!(f, "store is corrupt: {e}"),
             Self::Other(e) => f.write_str(e),
+            Self::Unavailable(e) => write!(f, "store unavailable: {e}"),
+            Self::Denied(e) => write!(f, "store access denied: {e}"),
+            Self::SchemaVersion(e) => write!(f, "store schema version: {e}"),
+            Self::Unsupported(e) => write!(f, "not supported by this store: {e}"),
         }
     }
 }

@@ -33,3 +33,26 @@ fn sled_backend_keeps_applied_batches_across_reopen() {
     let store = SledKeystore::open(dir.path()).expect("reopen");
     assert_eq!(store.scan("k", Scan::prefix(b"")).expect("scan").len(), 2);
 }
+
+#[test]
+fn a_backend_without_apply_if_says_so() {
+    use localkms::store::{Batch, Expect, Keystore, Record, Scan, StoreError};
+    #[derive(Debug)]
+    struct Plain;
+    impl Keystore for Plain {
+        fn get(&self, _: &str, _: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(None)
+        }
+        fn scan(&self, _: &str, _: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+            Ok(Vec::new())
+        }
+        fn apply(&self, _: Batch) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+    let r = Plain.apply_if(&[Expect::absent("k", b"x")], Batch::new());
+    assert!(matches!(r, Err(StoreError::Unsupported(_))), "{r:?}");
+}

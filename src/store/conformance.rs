@@ -8,11 +8,15 @@
 //! ```
 //!
 //! Each check panics with a description of what broke. `run_all` takes a
-//! factory that returns a fresh, empty store for every check.
+//! factory that returns a fresh, empty store for every check. A backend that
+//! several holders (processes) can open at once also runs [`run_shared`].
+//!
+//! The suite requires [`Keystore::apply_if`]: a backend that keeps the
+//! provided method (which answers `Unsupported`) fails it.
 
 use std::sync::Arc;
 
-use super::{Batch, Keystore, Scan};
+use super::{Batch, Conflict, Expect, Keystore, Scan};
 
 /// Every check, in order. `fresh` returns a new, empty store each call.
 pub fn run_all(fresh: impl Fn() -> Box<dyn Keystore>) {
@@ -22,6 +26,31 @@ pub fn run_all(fresh: impl Fn() -> Box<dyn Keystore>) {
         check(store.as_ref());
     }
     concurrent_batches_are_all_kept(Arc::from(fresh()));
+    eprintln!("keystore conformance: concurrent compare-and-swap increments");
+    let store: Arc<dyn Keystore> = Arc::from(fresh());
+    concurrent_increments_are_exact(&[store], 4, 50);
+}
+
+/// The checks for a backend that several holders can open at once (SPEC 10:
+/// several processes, one store). `open` returns a NEW holder of one and the
+/// same store on each call (a new connection pool on the same schema, say),
+/// not a clone of a handle; the store is empty before the first call.
+pub fn run_shared(open: impl Fn() -> Box<dyn Keystore>) {
+    let a: Arc<dyn Keystore> = Arc::from(open());
+    let b: Arc<dyn Keystore> = Arc::from(open());
+    eprintln!("keystore conformance (shared): a write through one holder is read through another");
+    put(a.as_ref(), "shared", b"x", b"1");
+    assert_eq!(get(b.as_ref(), "shared", b"x").as_deref(), Some(&b"1"[..]));
+    let stale = b
+        .apply_if(&[Expect::absent("shared", b"x")], Batch::new())
+        .expect("apply_if");
+    assert_eq!(
+        stale,
+        Err(Conflict),
+        "another holder's write is seen by apply_if"
+    );
+    eprintln!("keystore conformance (shared): compare-and-swap increments across holders");
+    concurrent_increments_are_exact(&[a, b], 2, 40);
 }
 
 /// One check of one store.
@@ -38,6 +67,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("scan order, prefix, cursor, skip, limit", scan_selects),
     ("empty and binary ids and values", binary_ids_and_values),
     ("flush succeeds", flush_succeeds),
+    (
+        "apply_if compares, then applies all or nothing",
+        compare_and_swap,
+    ),
 ];
 
 fn put(store: &dyn Keystore, ns: &'static str, id: &[u8], value: &[u8]) {
@@ -224,4 +257,148 @@ pub fn concurrent_batches_are_all_kept(store: Arc<dyn Keystore>) {
         store.scan("mirror", Scan::prefix(b"")).expect("scan").len(),
         1000
     );
+}
+
+fn apply_if(store: &dyn Keystore, expect: &[Expect<'_>], batch: Batch) -> Result<(), Conflict> {
+    store.apply_if(expect, batch).expect("apply_if")
+}
+
+/// `apply_if` applies its batch only when every expectation holds, and then
+/// all of it; a failed expectation applies nothing.
+pub fn compare_and_swap(store: &dyn Keystore) {
+    let mut b = Batch::new();
+    b.put("c", b"x".to_vec(), b"1".to_vec());
+    b.put("c", b"log1".to_vec(), b"".to_vec());
+    assert_eq!(
+        apply_if(store, &[Expect::absent("c", b"x")], b.clone()),
+        Ok(())
+    );
+    assert_eq!(get(store, "c", b"x").as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        apply_if(store, &[Expect::absent("c", b"x")], b),
+        Err(Conflict),
+        "absent expected, present found"
+    );
+
+    let mut b = Batch::new();
+    b.put("c", b"x".to_vec(), b"2".to_vec());
+    b.put("c", b"side".to_vec(), b"s".to_vec());
+    assert_eq!(
+        apply_if(store, &[Expect::value("c", b"x", b"0")], b.clone()),
+        Err(Conflict),
+        "wrong value expected"
+    );
+    assert_eq!(
+        apply_if(store, &[Expect::value("c", b"y", b"1")], b.clone()),
+        Err(Conflict),
+        "a value expected, absent found"
+    );
+    assert_eq!(
+        apply_if(store, &[Expect::value("c", b"x", b"")], b.clone()),
+        Err(Conflict),
+        "empty is not the value"
+    );
+    // Namespaces stay apart in expectations too: ("c", "x") is not ("cx", "").
+    assert_eq!(
+        apply_if(store, &[Expect::value("cx", b"", b"1")], b.clone()),
+        Err(Conflict)
+    );
+    // One false expectation among true ones: nothing applies.
+    let mixed = [
+        Expect::value("c", b"x", b"1"),
+        Expect::absent("c", b"side"),
+        Expect::absent("c", b"log1"),
+    ];
+    assert_eq!(apply_if(store, &mixed, b.clone()), Err(Conflict));
+    assert_eq!(get(store, "c", b"x").as_deref(), Some(&b"1"[..]));
+    assert_eq!(get(store, "c", b"side"), None, "a conflict applies nothing");
+
+    let read = get(store, "c", b"x");
+    let holds = [
+        Expect::read("c", b"x", read.as_deref()),
+        Expect::absent("c", b"side"),
+        Expect::value("c", b"log1", b""),
+    ];
+    assert_eq!(apply_if(store, &holds, b), Ok(()));
+    assert_eq!(get(store, "c", b"x").as_deref(), Some(&b"2"[..]));
+    assert_eq!(get(store, "c", b"side").as_deref(), Some(&b"s"[..]));
+
+    // Deletes, and expecting a record absent after its delete.
+    let mut d = Batch::new();
+    d.delete("c", b"x".to_vec());
+    assert_eq!(
+        apply_if(store, &[Expect::value("c", b"x", b"2")], d),
+        Ok(())
+    );
+    assert_eq!(get(store, "c", b"x"), None);
+    let mut p = Batch::new();
+    p.put("c", b"x".to_vec(), b"3".to_vec());
+    assert_eq!(apply_if(store, &[Expect::absent("c", b"x")], p), Ok(()));
+
+    // No expectation: applies; an empty batch under a true expectation: fine.
+    let mut e = Batch::new();
+    e.put("c", b"free".to_vec(), b"f".to_vec());
+    assert_eq!(apply_if(store, &[], e), Ok(()));
+    assert_eq!(get(store, "c", b"free").as_deref(), Some(&b"f"[..]));
+    assert_eq!(
+        apply_if(store, &[Expect::value("c", b"x", b"3")], Batch::new()),
+        Ok(())
+    );
+    assert_eq!(
+        apply_if(store, &[Expect::value("c", b"x", b"2")], Batch::new()),
+        Err(Conflict)
+    );
+}
+
+/// `threads` threads per holder in `holders` each add one, `rounds` times, to
+/// one counter with read, then `apply_if`, retried on [`Conflict`]. Each
+/// increment also writes a log record that must not exist yet. The counter
+/// ends exact, and every value was taken once: no lost update, no double
+/// apply.
+pub fn concurrent_increments_are_exact(holders: &[Arc<dyn Keystore>], threads: u32, rounds: u32) {
+    let workers: Vec<_> = holders
+        .iter()
+        .flat_map(|store| (0..threads).map(move |_| Arc::clone(store)))
+        .map(|store| {
+            std::thread::spawn(move || {
+                let mut conflicts = 0u32;
+                for _ in 0..rounds {
+                    loop {
+                        let read = store.get("cas", b"counter").expect("read the counter");
+                        let n = read.as_deref().map_or(0, |v| {
+                            u64::from_be_bytes(v.try_into().expect("an 8-byte counter"))
+                        });
+                        let next = (n + 1).to_be_bytes();
+                        let mut b = Batch::new();
+                        b.put("cas", b"counter".to_vec(), next.to_vec());
+                        b.put("cas-log", next.to_vec(), b"taken".to_vec());
+                        let expect = [
+                            Expect::read("cas", b"counter", read.as_deref()),
+                            Expect::absent("cas-log", &next),
+                        ];
+                        match store.apply_if(&expect, b).expect("apply_if") {
+                            Ok(()) => break,
+                            Err(Conflict) => conflicts += 1,
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let mut conflicts = 0;
+    for w in workers {
+        conflicts += w.join().expect("incrementing thread");
+    }
+    let total = u64::from(threads) * u64::from(rounds) * holders.len() as u64;
+    for store in holders {
+        let counter = get(store.as_ref(), "cas", b"counter").expect("the counter exists");
+        assert_eq!(
+            u64::from_be_bytes(counter.try_into().expect("8 bytes")),
+            total,
+            "every increment counted once ({conflicts} conflicts retried)"
+        );
+        let log = store.scan("cas-log", Scan::prefix(b"")).expect("scan");
+        assert_eq!(log.len() as u64, total, "every value taken once");
+    }
 }

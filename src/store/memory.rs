@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::RwLock;
 
-use super::{Batch, Keystore, Op, Record, Scan, StoreError, physical_key, select};
+use super::{
+    Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, physical_key, select,
+};
 
 /// A keystore that lives only as long as the process. For tests and caches.
 #[derive(Debug, Default)]
@@ -51,20 +53,42 @@ impl Keystore for MemoryKeystore {
     fn apply(&self, batch: Batch) -> Result<(), StoreError> {
         // One write lock for the whole batch: readers see all of it or none.
         let mut map = self.map.write().map_err(poisoned)?;
-        for op in batch.into_ops() {
-            match op {
-                Op::Put { ns, id, value } => {
-                    map.insert(physical_key(ns, &id), value);
-                }
-                Op::Delete { ns, id } => {
-                    map.remove(&physical_key(ns, &id));
-                }
-            }
-        }
+        apply_locked(&mut map, batch);
         Ok(())
+    }
+
+    fn apply_if(
+        &self,
+        expect: &[Expect<'_>],
+        batch: Batch,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        // The store lives in this process only, so its lock is the whole
+        // story: check and apply under one write lock.
+        let mut map = self.map.write().map_err(poisoned)?;
+        let unchanged = expect
+            .iter()
+            .all(|e| map.get(&physical_key(e.ns, e.id)).map(Vec::as_slice) == e.value);
+        if !unchanged {
+            return Ok(Err(Conflict));
+        }
+        apply_locked(&mut map, batch);
+        Ok(Ok(()))
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+fn apply_locked(map: &mut BTreeMap<Vec<u8>, Vec<u8>>, batch: Batch) {
+    for op in batch.into_ops() {
+        match op {
+            Op::Put { ns, id, value } => {
+                map.insert(physical_key(ns, &id), value);
+            }
+            Op::Delete { ns, id } => {
+                map.remove(&physical_key(ns, &id));
+            }
+        }
     }
 }

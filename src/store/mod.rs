@@ -11,11 +11,15 @@ use std::fmt;
 
 pub mod conformance;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 pub(crate) mod record;
 pub(crate) mod seal;
 mod sled_store;
 
 pub use memory::MemoryKeystore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresKeystore;
 pub use sled_store::SledKeystore;
 
 /// A record as a scan returns it: `(id, value)`.
@@ -131,6 +135,71 @@ impl<'a> Scan<'a> {
 
 pub use crate::error::StoreError;
 
+/// What [`Keystore::apply_if`] expects a record to hold when it commits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Expect<'a> {
+    /// The record's namespace.
+    pub ns: &'a str,
+    /// The record's id within its namespace.
+    pub id: &'a [u8],
+    /// The bytes the record must hold, or `None` if it must be absent.
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> Expect<'a> {
+    /// The record must hold exactly `value`.
+    pub fn value(ns: &'a str, id: &'a [u8], value: &'a [u8]) -> Self {
+        Self {
+            ns,
+            id,
+            value: Some(value),
+        }
+    }
+
+    /// The record must be absent.
+    pub fn absent(ns: &'a str, id: &'a [u8]) -> Self {
+        Self {
+            ns,
+            id,
+            value: None,
+        }
+    }
+
+    /// The record must be as `read` returned it (`Keystore::get`'s result).
+    pub fn read(ns: &'a str, id: &'a [u8], read: Option<&'a [u8]>) -> Self {
+        Self {
+            ns,
+            id,
+            value: read,
+        }
+    }
+}
+
+impl fmt::Debug for Expect<'_> {
+    // Values may be sealed material: show only their length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Expect")
+            .field("ns", &self.ns)
+            .field("id", &String::from_utf8_lossy(self.id))
+            .field("value_len", &self.value.map(<[u8]>::len))
+            .finish()
+    }
+}
+
+/// [`Keystore::apply_if`] found a record changed since the caller read it (or
+/// lost a race with a concurrent writer): nothing was applied. Read again and
+/// retry. A normal outcome under concurrency, not a failure of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conflict;
+
+impl fmt::Display for Conflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record changed since it was read; nothing was applied")
+    }
+}
+
+impl std::error::Error for Conflict {}
+
 /// Record storage for the service.
 ///
 /// A record is addressed by a namespace and an id. Implementations must:
@@ -161,6 +230,36 @@ pub trait Keystore: Send + Sync + fmt::Debug {
     /// # Errors
     /// A backend failure; then nothing of the batch was applied.
     fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+
+    /// Applies `batch` only if every record named in `expect` holds what it
+    /// expects, checked and applied as one atomic step against every other
+    /// writer of the store, in this process or another (SPEC 10: optimistic
+    /// concurrency). The outer result is a failure of the store (stop); the
+    /// inner one a lost race (read again and retry), as sled's
+    /// compare-and-swap.
+    ///
+    /// Backends that several processes share must check in the store itself,
+    /// never under an in-process lock alone.
+    ///
+    /// The provided method answers [`StoreError::Unsupported`]: a check made
+    /// outside the backend could not be atomic.
+    ///
+    /// # Errors
+    /// `Ok(Err(Conflict))` if a record differs from its expectation or a
+    /// concurrent writer won; nothing was applied. `Err` on a backend failure:
+    /// nothing was applied, except that a connection lost while a server
+    /// commits leaves the outcome unknown (read again before retrying).
+    fn apply_if(
+        &self,
+        expect: &[Expect<'_>],
+        batch: Batch,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        let _ = (expect, batch);
+        Err(StoreError::Unsupported(format!(
+            "{} has no conditional apply (Keystore::apply_if)",
+            std::any::type_name::<Self>()
+        )))
+    }
 
     /// Makes everything applied so far durable.
     ///

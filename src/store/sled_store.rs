@@ -6,7 +6,9 @@
 
 use std::path::Path;
 
-use super::{Batch, Keystore, Op, Record, Scan, StoreError, physical_key, select};
+use super::{
+    Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, physical_key, select,
+};
 
 /// How long a locked open is retried before it fails.
 const LOCK_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -128,6 +130,46 @@ impl Keystore for SledKeystore {
             }
         }
         guarded(|| self.db.apply_batch(b).map_err(map_err))
+    }
+
+    fn apply_if(
+        &self,
+        expect: &[Expect<'_>],
+        batch: Batch,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        let mut b = sled::Batch::default();
+        for op in batch.into_ops() {
+            match op {
+                Op::Put { ns, id, value } => b.insert(physical_key(ns, &id), value),
+                Op::Delete { ns, id } => b.remove(physical_key(ns, &id)),
+            }
+        }
+        let keys: Vec<(Vec<u8>, Option<&[u8]>)> = expect
+            .iter()
+            .map(|e| (physical_key(e.ns, e.id), e.value))
+            .collect();
+        // sled is single-process. A sled 0.34 transaction holds sled's
+        // write lock from its first read to its commit, the same lock
+        // `apply_batch` takes, so the check and the batch are one step
+        // against every writer of this database.
+        let outcome = guarded(|| {
+            let r = self.db.transaction(|tx| {
+                for (k, want) in &keys {
+                    if tx.get(k)?.as_deref() != *want {
+                        return Err(ConflictableTransactionError::Abort(Conflict));
+                    }
+                }
+                tx.apply_batch(&b)?;
+                Ok(())
+            });
+            match r {
+                Ok(()) => Ok(Ok(())),
+                Err(TransactionError::Abort(c)) => Ok(Err(c)),
+                Err(TransactionError::Storage(e)) => Err(map_err(e)),
+            }
+        })?;
+        Ok(outcome)
     }
 
     fn flush(&self) -> Result<(), StoreError> {

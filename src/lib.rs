@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 mod alias;
+#[doc(hidden)]
+pub mod asym;
 mod blob;
 mod cache;
 mod clock;

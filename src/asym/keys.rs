@@ -323,14 +323,12 @@ impl PrivateKey {
     ) -> Result<Zeroizing<Vec<u8>>> {
         check_algorithm(self.spec, alg, KeyUsage::EncryptDecrypt)?;
         match (&self.inner, alg) {
-            (PrivateInner::Rsa(k), Algorithm::RsaesOaepSha256) => k
-                .decrypt_blinded(rng, rsa::Oaep::<Sha256>::new(), ciphertext)
-                .map(Zeroizing::new)
-                .map_err(failed),
-            (PrivateInner::Rsa(k), Algorithm::RsaesOaepSha1) => k
-                .decrypt_blinded(rng, rsa::Oaep::<sha1::Sha1>::new(), ciphertext)
-                .map(Zeroizing::new)
-                .map_err(failed),
+            (PrivateInner::Rsa(k), Algorithm::RsaesOaepSha256) => {
+                oaep_decrypt(k, rsa::Oaep::<Sha256>::new(), ciphertext, rng)
+            }
+            (PrivateInner::Rsa(k), Algorithm::RsaesOaepSha1) => {
+                oaep_decrypt(k, rsa::Oaep::<sha1::Sha1>::new(), ciphertext, rng)
+            }
             (PrivateInner::Sm2(k), Algorithm::Sm2Pke) => {
                 let cipher = sm2::pke::Cipher::<sm2::Sm2, Sm3>::from_der(ciphertext)
                     .map_err(|_| AsymError::DecryptionFailed)?;
@@ -518,6 +516,56 @@ impl PublicKey {
             }
             _ => Err(wrong_algorithm()),
         }
+    }
+}
+
+/// RSAES-OAEP decryption (RFC 8017 section 7.1.2), blinded.
+///
+/// `rsa` 0.10.0 decodes OAEP in constant time but skips step 3g's check that
+/// the leading octet Y of EM is zero (Wycheproof "First byte is 1" cases
+/// decrypt). So EM's leading octet is also checked here, from a second,
+/// blinded RSA decryption through `rsa::hazmat`. Both run on every call and
+/// their verdicts are combined without branching in between, so a nonzero Y
+/// is not distinguishable from any other padding failure (Manger's attack).
+fn oaep_decrypt<R, P>(
+    key: &rsa::PrivateKey,
+    padding: P,
+    ciphertext: &[u8],
+    rng: &mut R,
+) -> Result<Zeroizing<Vec<u8>>>
+where
+    R: TryCryptoRng + ?Sized,
+    P: rsa::traits::PaddingScheme,
+{
+    use subtle::ConstantTimeEq;
+    let k = key.size();
+    if ciphertext.len() != k {
+        return Err(AsymError::DecryptionFailed);
+    }
+    let c = rsa::BoxedUint::from_be_slice(ciphertext, key.n_bits_precision()).map_err(failed)?;
+    // c >= n is public (ciphertext and modulus), so failing early leaks nothing.
+    let m = Zeroizing::new(
+        rsa::hazmat::rsa_decrypt_and_check(key, Some(&mut *rng), &c).map_err(failed)?,
+    );
+    // EM = I2OSP(m, k); its leading octet is the byte k - 1 from the right.
+    let bytes = Zeroizing::new(m.to_be_bytes());
+    let leading_zero = match bytes.len().checked_sub(k) {
+        Some(extra) => {
+            let mut z = subtle::Choice::from(1);
+            for b in &bytes[..=extra] {
+                z &= b.ct_eq(&0);
+            }
+            z
+        }
+        // Fewer than k bytes: the leading octet is an implicit zero.
+        None => subtle::Choice::from(1),
+    };
+    let decoded = key
+        .decrypt_blinded(rng, padding, ciphertext)
+        .map(Zeroizing::new);
+    match decoded {
+        Ok(pt) if bool::from(leading_zero) => Ok(pt),
+        _ => Err(AsymError::DecryptionFailed),
     }
 }
 

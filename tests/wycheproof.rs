@@ -94,7 +94,7 @@ fn load(file: &str) -> Value {
 
 fn hex(v: &Value) -> Vec<u8> {
     let s = v.as_str().unwrap();
-    assert!(s.len() % 2 == 0, "odd hex {s}");
+    assert!(s.len().is_multiple_of(2), "odd hex {s}");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())

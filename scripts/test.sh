@@ -8,7 +8,7 @@ venv=target/pyvenv
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import cryptography' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import cryptography, gmssl' 2>/dev/null; then
   "$venv/bin/pip" install --quiet -r scripts/requirements.txt
 fi
 export LOCALKMS_PYTHON="$PWD/$venv/bin/python"

@@ -7,6 +7,8 @@ mod audit;
 mod cache;
 mod clock;
 mod crypto;
+#[doc(hidden)]
+pub use crypto::asym;
 mod error;
 mod faults;
 #[doc(hidden)]

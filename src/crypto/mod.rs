@@ -1,6 +1,8 @@
 //! Formats and primitives: ciphertext blobs, the encryption context, the
 //! import token. Nothing here knows the service object.
 
+#[doc(hidden)]
+pub mod asym;
 pub(crate) mod blob;
 pub(crate) mod context;
 pub(crate) mod envelope;

@@ -36,7 +36,7 @@ pub use kms::{
 };
 pub use ops::aliases::{AliasEntry, AliasName};
 pub use ops::envelope::EnvelopeInfo;
-pub use ops::import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters};
+pub use ops::import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters, MAX_LIVE_IMPORT_TOKENS};
 pub use ops::keys::{
     CreateKeyRequest, DEFAULT_ROTATION_INTERVAL, MAX_DESCRIPTION_CHARS, MAX_ROTATION_INTERVAL,
     MIN_ROTATION_INTERVAL,

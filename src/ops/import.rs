@@ -6,8 +6,16 @@
 //! user wraps 32 bytes of material under the public key with the chosen
 //! algorithm and calls ImportKeyMaterial with the wrapped material and the
 //! token. The private key is sealed in the store (namespace `import-token`,
-//! id `{KeyId}/{expiry}-{token id}`), so a token survives a reopen of the
+//! id `{KeyId}/{token id}-{expiry}`), so a token survives a reopen of the
 //! store, and goes when its key is purged.
+//!
+//! Tokens are revoked by deleting their records (SPEC section 8): a
+//! successful import, DeleteKeyMaterial and material expiry delete every
+//! token record of the key, in the same batch as the change itself, so a
+//! token kept from before cannot bring deleted material back. A key holds at
+//! most [`MAX_LIVE_IMPORT_TOKENS`]; the token id begins with a per-key issue
+//! number, so a key's records scan in order of issue and the oldest is
+//! evicted first, even among tokens issued in the same second.
 //!
 //! Store-wide secret: `meta/import-secret` holds 32 random bytes, sealed,
 //! made on first use under the writer lock. Two keys are derived from it:
@@ -49,6 +57,12 @@ pub(crate) const NS_IMPORT_TOKEN: &str = "import-token";
 const META_IMPORT_SECRET: &[u8] = b"import-secret";
 /// How long an import token is valid: 24 hours.
 pub const IMPORT_TOKEN_LIFETIME_SECONDS: i64 = 86_400;
+/// How many live import tokens a key holds. GetParametersForImport on a key
+/// that holds this many evicts the oldest (SPEC section 8).
+pub const MAX_LIVE_IMPORT_TOKENS: usize = 10;
+/// Bytes of a token id that hold its issue number, u64 big-endian; the rest
+/// is random.
+const ISSUE_LEN: usize = 8;
 /// Bytes of key material an `EXTERNAL` key takes.
 const MATERIAL_LEN: usize = 32;
 /// The longest `EncryptedKeyMaterial` text looked at. A wrapped RSA-2048
@@ -112,28 +126,43 @@ fn from_hex_32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The id of a token's sealed private key: `{KeyId}/{expiry}-{token id}`,
-/// hex, with the expiry as order-preserving bytes so a key's tokens scan
-/// oldest first.
+/// The id of a token's sealed private key: `{KeyId}/{token id}-{expiry}`,
+/// in lowercase hex, with the expiry as order-preserving bytes. The token id
+/// begins with the token's issue number, so a key's records scan in order of
+/// issue.
 fn token_record_id(token: &ImportToken) -> Vec<u8> {
     format!(
         "{}/{}-{}",
         token.key_id,
-        to_hex(&time_bytes(token.expire)),
-        to_hex(&token.token_id)
+        to_hex(&token.token_id),
+        to_hex(&time_bytes(token.expire))
     )
     .into_bytes()
 }
 
-/// The expiry in a token record id, if it is well formed.
-fn token_record_expire(id: &[u8], key_id: &str) -> Option<i64> {
+/// The issue number and expiry in a token record id of `key_id`, if the id
+/// is well formed. Ids of the first format (`{KeyId}/{expiry}-{token id}`,
+/// with no issue number) give `None`.
+fn parse_token_record_id(id: &[u8], key_id: &str) -> Option<(u64, i64)> {
     let rest = id.strip_prefix(key_id.as_bytes())?.strip_prefix(b"/")?;
-    let hex = std::str::from_utf8(rest.get(..16)?).ok()?;
-    let mut b = [0u8; 8];
-    for (i, o) in b.iter_mut().enumerate() {
-        *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    let rest = std::str::from_utf8(rest).ok()?;
+    let (token_id, expire) = rest.split_once('-')?;
+    if token_id.len() != 2 * TOKEN_ID_LEN || expire.len() != 16 {
+        return None;
     }
-    crate::store::record::time_from_bytes(&b)
+    let is_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !is_hex(token_id) || !is_hex(expire) {
+        return None;
+    }
+    let issue = u64::from_str_radix(token_id.get(..2 * ISSUE_LEN)?, 16).ok()?;
+    let expire = u64::from_str_radix(expire, 16).ok()?;
+    let expire = crate::store::record::time_from_bytes(&expire.to_be_bytes())?;
+    Some((issue, expire))
+}
+
+/// The prefix of every token record of `key_id`.
+fn token_prefix(key_id: &str) -> Vec<u8> {
+    format!("{key_id}/").into_bytes()
 }
 
 /// Origin check for the operations of this module (before any state check,
@@ -162,15 +191,34 @@ fn require_importable(r: &KeyRecord) -> Result<()> {
     }
 }
 
+/// A key with versions but no material fingerprint never took its material
+/// through ImportKeyMaterial (an `EXTERNAL` origin written over another key's
+/// record, for example), so no material can be checked against it: import
+/// is refused rather than let new material replace the old.
+fn require_fingerprint_if_versions(r: &KeyRecord) -> Result<()> {
+    if !r.versions.is_empty() && r.material_fingerprint.is_none() {
+        return Err(Error::CorruptStore(
+            format!(
+                "key {} has key versions but no material fingerprint, so its material \
+                 did not come through ImportKeyMaterial and cannot be checked; import refused",
+                r.key_id
+            )
+            .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// True when `record`'s imported material has expired at `now`.
 pub(crate) fn material_expiry_due(record: &KeyRecord, now: i64) -> bool {
     record.material_expire.is_some_and(|t| now >= t)
 }
 
-/// DeleteKeyMaterial's change, also applied when material expires: the
-/// sealed material goes, the versions stay (a re-import of the same material
-/// restores them), `MaterialExpireTime` is cleared, and the state becomes
-/// `PendingImport` unless the key is pending deletion.
+/// DeleteKeyMaterial's change to the key, also applied when material
+/// expires: the sealed material goes, the versions stay (a re-import of the
+/// same material restores them), `MaterialExpireTime` is cleared, and the
+/// state becomes `PendingImport` unless the key is pending deletion. Both
+/// callers also revoke the key's tokens ([`Kms::revoke_import_tokens`]).
 pub(crate) fn remove_material(record: &mut KeyRecord, batch: &mut Batch) {
     for v in &record.versions {
         batch.delete(NS_MATERIAL, material_id(&record.key_id, &v.id));
@@ -296,7 +344,11 @@ fn unwrap_pkcs1_v15(key: &rsa::PrivateKey, wrapped: &[u8]) -> Result<Unwrapped> 
 impl Kms {
     /// GetParametersForImport: a fresh RSA key pair and import token for an
     /// `EXTERNAL` key, in any state. The token is valid for 24 hours by the
-    /// service's clock, for this key only, any number of times.
+    /// service's clock, for this key only, until it is revoked: a successful
+    /// ImportKeyMaterial, DeleteKeyMaterial and material expiry revoke every
+    /// token of the key. A key holds at most [`MAX_LIVE_IMPORT_TOKENS`] live
+    /// tokens; issuing one more evicts the oldest, which is then an
+    /// `InvalidImportToken`.
     ///
     /// The whole flow, with the wrapping done by the `rsa` crate as a user's
     /// tool would:
@@ -358,32 +410,36 @@ impl Kms {
             .to_pkcs8_der()
             .map_err(|_| Error::InternalFailure)?;
         let mut token_id = [0u8; TOKEN_ID_LEN];
-        fill_random(&mut token_id)?;
-        let token = ImportToken {
-            token_id,
-            key_id: id.clone(),
-            algorithm: wrapping_algorithm,
-            key_spec: wrapping_key_spec,
-            expire: now.saturating_add(IMPORT_TOKEN_LIFETIME_SECONDS),
-            public_key_sha256,
-        };
-        let text = import_token::write::encode_text(&token, &secrets.token)
-            .ok_or(Error::InternalFailure)?;
-        let record_id = token_record_id(&token);
-        let sealed = self
-            .root
-            .seal(NS_IMPORT_TOKEN, &record_id, private_der.as_bytes())?;
-        self.update_key(&id, |r, batch| {
+        fill_random(&mut token_id[ISSUE_LEN..])?;
+        let expire = now.saturating_add(IMPORT_TOKEN_LIFETIME_SECONDS);
+        // The issue number, the eviction and the new record are decided
+        // under the writer lock, from the key's records as they are.
+        let (_, text) = self.update_key(&id, |r, batch| {
             require_external(r)?;
-            self.collect_expired_tokens(batch, &r.key_id, now)?;
+            let issue = self.make_room_for_a_token(batch, &r.key_id, now)?;
+            token_id[..ISSUE_LEN].copy_from_slice(&issue.to_be_bytes());
+            let token = ImportToken {
+                token_id,
+                key_id: r.key_id.clone(),
+                algorithm: wrapping_algorithm,
+                key_spec: wrapping_key_spec,
+                expire,
+                public_key_sha256,
+            };
+            let text = import_token::write::encode_text(&token, &secrets.token)
+                .ok_or(Error::InternalFailure)?;
+            let record_id = token_record_id(&token);
+            let sealed = self
+                .root
+                .seal(NS_IMPORT_TOKEN, &record_id, private_der.as_bytes())?;
             batch.put(NS_IMPORT_TOKEN, record_id, sealed);
-            Ok(())
+            Ok(text)
         })?;
         Ok(ImportParameters {
             key_id: id,
             import_token: text,
             public_key: base64::engine::general_purpose::STANDARD.encode(public_der),
-            token_expire_time: format_timestamp(token.expire),
+            token_expire_time: format_timestamp(expire),
         })
     }
 
@@ -400,9 +456,14 @@ impl Kms {
     /// `InvalidParameter` (KeyMaterialExpireUnix not in the future),
     /// `Unsupported.Alias`, `Forbidden.KeyNotFound`, `Unsupported.Origin`,
     /// `Rejected.StateModifiedFailed` when pending deletion,
-    /// `InvalidImportToken` (malformed, forged, for another key),
-    /// `ExpiredImportToken`, and `InvalidKeyMaterial` for every unwrapping or
-    /// material failure, with one message.
+    /// `InvalidImportToken` (malformed, forged, for another key, revoked or
+    /// evicted), `ExpiredImportToken`, `InvalidKeyMaterial` for every
+    /// unwrapping or material failure, with one message, and
+    /// `InternalFailure` (a corrupt store) for a key that has versions but no
+    /// material fingerprint.
+    ///
+    /// A successful import revokes the token it used and every other token
+    /// of the key; a failed one revokes nothing.
     pub fn import_key_material(
         &self,
         key_id: &str,
@@ -445,7 +506,10 @@ impl Kms {
                 ));
             }
         };
-        require_importable(&self.entry(&id)?.record)?;
+        let entry = self.entry(&id)?;
+        require_importable(&entry.record)?;
+        require_fingerprint_if_versions(&entry.record)?;
+        drop(entry);
 
         // No secret yet means no token was ever issued here.
         let secrets = self
@@ -477,8 +541,15 @@ impl Kms {
         let material =
             KeyMaterial::from_slice(unwrapped.candidate.as_ref()).ok_or(Error::InternalFailure)?;
 
+        let record_id = token_record_id(&token);
         self.update_key(&id, |r, batch| {
             require_importable(r)?;
+            require_fingerprint_if_versions(r)?;
+            // A DeleteKeyMaterial or another import may have revoked the
+            // token since its record was read: look again under the writer.
+            if self.store.get(NS_IMPORT_TOKEN, &record_id)?.is_none() {
+                return Err(Error::InvalidImportToken);
+            }
             let same = match &r.material_fingerprint {
                 None => Choice::from(1),
                 Some(stored) => from_hex_32(stored)
@@ -506,6 +577,8 @@ impl Kms {
             if r.state == KeyState::PendingImport {
                 r.state = KeyState::Enabled;
             }
+            // The token is spent, and every other token of the key revoked.
+            self.revoke_import_tokens(&r.key_id, batch)?;
             Ok(())
         })?;
         Ok(())
@@ -513,7 +586,8 @@ impl Kms {
 
     /// DeleteKeyMaterial: removes an `EXTERNAL` key's material, in any state.
     /// The key becomes `PendingImport` (unless pending deletion, which is
-    /// kept) and `MaterialExpireTime` is cleared. Its version ids are kept, so
+    /// kept), `MaterialExpireTime` is cleared and every import token of the
+    /// key is revoked, so a re-import takes a new GetParametersForImport. Its version ids are kept, so
     /// a re-import of the same material makes earlier ciphertexts decrypt
     /// again.
     ///
@@ -531,6 +605,7 @@ impl Kms {
         self.update_key(&id, |r, batch| {
             require_external(r)?;
             remove_material(r, batch);
+            self.revoke_import_tokens(&r.key_id, batch)?;
             Ok(())
         })?;
         Ok(())
@@ -557,17 +632,47 @@ impl Kms {
         Ok(key)
     }
 
-    /// Deletes the expired token records of `key_id` (they scan oldest first).
-    fn collect_expired_tokens(&self, batch: &mut Batch, key_id: &str, now: i64) -> Result<()> {
-        let prefix = format!("{key_id}/");
+    /// Before a new token of `key_id` is issued (the caller holds the
+    /// writer): deletes the key's expired token records, and records of an
+    /// older format, then evicts the oldest live ones so that the new token
+    /// makes at most [`MAX_LIVE_IMPORT_TOKENS`]. Returns the new token's
+    /// issue number, one above every remaining record's.
+    fn make_room_for_a_token(&self, batch: &mut Batch, key_id: &str, now: i64) -> Result<u64> {
+        let mut live = Vec::new();
+        let mut next_issue = 0u64;
+        // Ids sort by issue number, so `live` is oldest first.
         for (id, _) in self
             .store
-            .scan(NS_IMPORT_TOKEN, Scan::prefix(prefix.as_bytes()))?
+            .scan(NS_IMPORT_TOKEN, Scan::prefix(&token_prefix(key_id)))?
         {
-            match token_record_expire(&id, key_id) {
-                Some(t) if t > now => break,
-                _ => batch.delete(NS_IMPORT_TOKEN, id),
+            match parse_token_record_id(&id, key_id) {
+                Some((issue, expire)) => {
+                    next_issue = next_issue.max(issue.saturating_add(1));
+                    if expire > now {
+                        live.push(id);
+                    } else {
+                        batch.delete(NS_IMPORT_TOKEN, id);
+                    }
+                }
+                None => batch.delete(NS_IMPORT_TOKEN, id),
             }
+        }
+        let evict = (live.len() + 1).saturating_sub(MAX_LIVE_IMPORT_TOKENS);
+        for id in live.into_iter().take(evict) {
+            batch.delete(NS_IMPORT_TOKEN, id);
+        }
+        Ok(next_issue)
+    }
+
+    /// Revokes every import token of `key_id`: deletes their records in
+    /// `batch`. Called (under the writer) by a successful import,
+    /// DeleteKeyMaterial and material expiry, in the batch of that change.
+    pub(crate) fn revoke_import_tokens(&self, key_id: &str, batch: &mut Batch) -> Result<()> {
+        for (id, _) in self
+            .store
+            .scan(NS_IMPORT_TOKEN, Scan::prefix(&token_prefix(key_id)))?
+        {
+            batch.delete(NS_IMPORT_TOKEN, id);
         }
         Ok(())
     }
@@ -779,7 +884,8 @@ mod tests {
             // No PKCS#8 in clear: the record opens only under its own id.
             assert!(kms.root.open(NS_IMPORT_TOKEN, rid, value).is_some());
             assert!(kms.root.open(NS_IMPORT_TOKEN, b"other", value).is_none());
-            assert_eq!(token_record_expire(rid, &id).map(|t| t > 0), Some(true));
+            let (_, expire) = parse_token_record_id(rid, &id).expect("well formed");
+            assert!(expire > 0);
         }
         // Now the first token has expired and the second has not.
         clock.advance(86_400 - 1800);
@@ -790,6 +896,124 @@ mod tests {
         clock.advance(7 * 86_400);
         assert_eq!(kms.purge_expired().expect("purge"), 1);
         assert!(count().is_empty());
+    }
+
+    /// The record id of a token, pinned (docs/FORMAT.md gives the same).
+    #[test]
+    fn token_record_id_golden() {
+        let mut token_id = [0xa5u8; TOKEN_ID_LEN];
+        token_id[..ISSUE_LEN].copy_from_slice(&3u64.to_be_bytes());
+        let token = ImportToken {
+            token_id,
+            key_id: "5a1e6f2c-0b7d-4c3e-9f1a-2b3c4d5e6f70".into(),
+            algorithm: WrappingAlgorithm::RsaesOaepSha256,
+            key_spec: WrappingKeySpec::Rsa2048,
+            expire: 1_700_086_400,
+            public_key_sha256: [0x22; 32],
+        };
+        let id = token_record_id(&token);
+        assert_eq!(
+            std::str::from_utf8(&id).expect("ascii"),
+            "5a1e6f2c-0b7d-4c3e-9f1a-2b3c4d5e6f70/0000000000000003a5a5a5a5a5a5a5a5-8000000065554280"
+        );
+        assert_eq!(
+            parse_token_record_id(&id, &token.key_id),
+            Some((3, 1_700_086_400))
+        );
+        // Another key's prefix, the first format, and damaged ids: no parse.
+        assert_eq!(parse_token_record_id(&id, "5a1e6f2c"), None);
+        let first_format =
+            b"5a1e6f2c-0b7d-4c3e-9f1a-2b3c4d5e6f70/8000000065554280-a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5";
+        assert_eq!(parse_token_record_id(first_format, &token.key_id), None);
+        for bad in [
+            "+000000000000003a5a5a5a5a5a5a5a5",
+            "0000000000000003A5A5A5A5A5A5A5A5",
+        ] {
+            let bad = format!("{}/{bad}-8000000065554280", token.key_id);
+            assert_eq!(parse_token_record_id(bad.as_bytes(), &token.key_id), None);
+        }
+    }
+
+    #[test]
+    fn a_key_keeps_at_most_ten_token_records_in_issue_order() {
+        let (kms, clock) = kms();
+        let id = kms
+            .create_key(&CreateKeyRequest::external())
+            .expect("create")
+            .key_id;
+        let records = || {
+            kms.store
+                .scan(NS_IMPORT_TOKEN, Scan::prefix(&token_prefix(&id)))
+                .expect("scan")
+                .into_iter()
+                .map(|(rid, _)| parse_token_record_id(&rid, &id).expect("parses").0)
+                .collect::<Vec<_>>()
+        };
+        // A record of the first format, left from before: collected at the
+        // next issue, and never counted.
+        let mut batch = Batch::new();
+        batch.put(
+            NS_IMPORT_TOKEN,
+            format!("{id}/8000000065554280-{}", "ab".repeat(16)).into_bytes(),
+            b"old".to_vec(),
+        );
+        kms.store.apply(batch).expect("apply");
+        for n in 0..25u64 {
+            kms.get_parameters_for_import(
+                &id,
+                WrappingAlgorithm::RsaesOaepSha1,
+                WrappingKeySpec::Rsa2048,
+            )
+            .expect("params");
+            let first = n.saturating_sub(9);
+            assert_eq!(records(), (first..=n).collect::<Vec<_>>(), "after {n}");
+            if n % 5 == 0 {
+                clock.advance(1);
+            }
+        }
+        // Revocation leaves none, and numbering starts again.
+        kms.delete_key_material(&id).expect("delete");
+        assert!(records().is_empty());
+        kms.get_parameters_for_import(
+            &id,
+            WrappingAlgorithm::RsaesOaepSha1,
+            WrappingKeySpec::Rsa2048,
+        )
+        .expect("params");
+        assert_eq!(records(), vec![0]);
+    }
+
+    #[test]
+    fn versions_without_a_fingerprint_refuse_import() {
+        let (kms, _clock) = kms();
+        let id = kms
+            .create_key(&CreateKeyRequest::default())
+            .expect("create")
+            .key_id;
+        let version = kms.record(&id).expect("record").versions[0].id.clone();
+        let before = seal_with(&kms, &id, &version, b"own").expect("seal");
+        // The record turned EXTERNAL through the write path itself: it has a
+        // version and no fingerprint.
+        kms.update_key(&id, |r, _| {
+            r.origin = Origin::External;
+            Ok(())
+        })
+        .expect("edit");
+        let e = import(&kms, &id, &[0x42; 32]).unwrap_err();
+        assert!(matches!(e, Error::CorruptStore(_)), "{e:?}");
+        assert!(e.to_string().contains("no material fingerprint"), "{e}");
+        let record = kms.record(&id).expect("record");
+        assert_eq!(record.material_fingerprint, None);
+        assert_eq!(
+            open_with(&kms, &id, &version, &before).expect("old material"),
+            b"own"
+        );
+        // A token is still issued and survives the refusal.
+        let records = kms
+            .store
+            .scan(NS_IMPORT_TOKEN, Scan::prefix(&token_prefix(&id)))
+            .expect("scan");
+        assert_eq!(records.len(), 1);
     }
 
     #[test]

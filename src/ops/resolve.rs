@@ -79,6 +79,7 @@ impl Kms {
         if crate::ops::import::material_expiry_due(&record, now) {
             let mut batch = Batch::new();
             crate::ops::import::remove_material(&mut record, &mut batch);
+            self.revoke_import_tokens(&record.key_id, &mut batch)?;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
             self.commit(batch, Some(record.clone()), None)?;
         }

@@ -12,7 +12,7 @@
 //! | `deletion` | DeleteDate i64 BE (sign-flipped) + KeyId | empty: due deletions |
 //! | `material` | KeyId `/` KeyVersionId | sealed 32-byte material |
 //! | `meta` | `import-secret` | sealed 32 random bytes: BYOK token and fingerprint keys |
-//! | `import-token` | KeyId `/` expiry hex `-` token id hex | sealed PKCS#8 RSA private key |
+//! | `import-token` | KeyId `/` token id hex `-` expiry hex | sealed PKCS#8 RSA private key |
 //! | `alias` | AliasName | `0x01` + JSON alias record (name, KeyId, alias sequence) |
 //! | `alias-order` | alias sequence u64 BE | the same record: alias creation order, for paging |
 //! | `alias-by-key` | KeyId `/` alias sequence u64 BE | AliasName |

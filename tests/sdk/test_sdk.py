@@ -295,17 +295,27 @@ def test_byok_flow(sdk, algorithm):
     assert meta["KeyState"] == "Enabled" and meta["MaterialExpireTime"] and meta["PrimaryKeyVersion"]
     blob = sdk.call("Encrypt", KeyId=key, Plaintext="imported")["CiphertextBlob"]
     assert sdk.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "imported"
+    # The import spent the token.
+    fails(sdk, "InvalidImportToken", 400, "ImportKeyMaterial", KeyId=key,
+          EncryptedKeyMaterial=wrap(params, algorithm, material), ImportToken=params["ImportToken"])
     # Other material is refused; the token is bound to its key.
+    kept = sdk.call("GetParametersForImport", KeyId=key,
+                    WrappingAlgorithm=algorithm, WrappingKeySpec="RSA_2048")
     fails(sdk, "InvalidKeyMaterial", 400, "ImportKeyMaterial", KeyId=key,
-          EncryptedKeyMaterial=wrap(params, algorithm, os.urandom(32)),
-          ImportToken=params["ImportToken"])
+          EncryptedKeyMaterial=wrap(kept, algorithm, os.urandom(32)),
+          ImportToken=kept["ImportToken"])
     other = sdk.call("CreateKey", Origin="EXTERNAL")["KeyMetadata"]["KeyId"]
     fails(sdk, "InvalidImportToken", 400, "ImportKeyMaterial", KeyId=other,
-          EncryptedKeyMaterial=wrap(params, algorithm, material), ImportToken=params["ImportToken"])
-    # Delete the material, then bring the same material back.
+          EncryptedKeyMaterial=wrap(kept, algorithm, material), ImportToken=kept["ImportToken"])
+    # Delete the material: a token from before cannot bring it back, a new
+    # one brings the same material back.
     sdk.call("DeleteKeyMaterial", KeyId=key)
     assert state(sdk, key) == "PendingImport"
     fails(sdk, "Rejected.PendingImport", 409, "Decrypt", CiphertextBlob=blob)
+    fails(sdk, "InvalidImportToken", 400, "ImportKeyMaterial", KeyId=key,
+          EncryptedKeyMaterial=wrap(kept, algorithm, material), ImportToken=kept["ImportToken"])
+    params = sdk.call("GetParametersForImport", KeyId=key,
+                      WrappingAlgorithm=algorithm, WrappingKeySpec="RSA_2048")
     sdk.call("ImportKeyMaterial", KeyId=key, EncryptedKeyMaterial=wrap(params, algorithm, material),
              ImportToken=params["ImportToken"])
     assert sdk.call("Decrypt", CiphertextBlob=blob)["Plaintext"] == "imported"

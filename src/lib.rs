@@ -8,6 +8,7 @@ mod audit;
 mod cache;
 mod clock;
 mod crypto;
+pub mod docs;
 mod error;
 mod faults;
 #[doc(hidden)]

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compatibility tests with the official Alibaba Cloud Python SDKs: builds the
-# gateway example (release), sets up a venv under target/ with the pinned SDKs
-# from tests/sdk/requirements.txt, and runs tests/sdk with pytest against the
-# gateway. Extra arguments go to pytest.
+# `localkms` binary (release, feature cli), sets up a venv under target/ with
+# the pinned SDKs from tests/sdk/requirements.txt, and runs tests/sdk with
+# pytest against `localkms serve`. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +19,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-cargo build --release --example gateway
-export LOCALKMS_GATEWAY="$PWD/target/release/examples/gateway"
+cargo build --release --features cli --bin localkms
+export LOCALKMS_BIN="$PWD/target/release/localkms"
 
 status=0
 (cd tests/sdk && "../../$venv/bin/python" -m pytest -q -p no:cacheprovider "$@") || status=$?

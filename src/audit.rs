@@ -201,6 +201,7 @@ thread_local! {
 
 /// Runs `f` as the handling of the wire request `request_id`: audit events
 /// of the operation it calls carry that id.
+#[cfg_attr(not(feature = "wire"), allow(dead_code))] // used by the wire layer only
 pub(crate) fn with_request_id<T>(request_id: &str, f: impl FnOnce() -> T) -> T {
     struct Restore(Option<String>);
     impl Drop for Restore {

@@ -302,10 +302,9 @@ fn root_key_beside(dir: &Path) -> Result<RootKey> {
         ));
     }
     let (key, bytes) = RootKey::generate()?;
-    let hex: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>() + "\n",
-    );
-    write_private_file(&path, hex.as_bytes()).map_err(|e| {
+    let mut hex = zeroize::Zeroizing::new([b'\n'; 65]);
+    base16ct::lower::encode(&bytes[..], &mut hex[..64]).map_err(|_| Error::InternalFailure)?;
+    write_private_file(&path, &hex[..]).map_err(|e| {
         Error::InvalidRootKey(format!("cannot write {}: {e}", path.display()).into())
     })?;
     Ok(key)

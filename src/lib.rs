@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod action_names;
@@ -9,6 +10,7 @@ mod clock;
 mod crypto;
 #[doc(hidden)]
 pub use crypto::asym;
+pub mod docs;
 mod error;
 mod faults;
 #[doc(hidden)]
@@ -21,6 +23,8 @@ mod rng;
 mod secret;
 pub mod store;
 mod types;
+#[cfg(feature = "wire")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wire")))]
 pub mod wire;
 
 pub use audit::{AuditEvent, AuditSink, JsonLinesAudit, MemoryAudit};

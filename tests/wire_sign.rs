@@ -4,7 +4,7 @@
 //! the timestamp window, and the rejection of every one-byte change to a
 //! signed parameter or header.
 
-use localkms::wire::sign::{SIGNATURE_WINDOW_SECONDS, v1_signature};
+use localkms::wire::sign::{MAX_NONCE_CHARS, SIGNATURE_WINDOW_SECONDS, v1_signature};
 use localkms::wire::{self, HttpRequest, Verifier};
 use localkms::{Kms, ManualClock, parse_timestamp};
 use serde_json::Value;
@@ -713,6 +713,18 @@ fn acs3_sign(
         .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     h.sort();
+    // A repeated header is one line, its sorted values joined by `,`.
+    let mut joined: Vec<(String, String)> = Vec::new();
+    for (k, v) in h {
+        match joined.last_mut() {
+            Some((last, values)) if *last == k => {
+                values.push(',');
+                values.push_str(&v);
+            }
+            _ => joined.push((k, v)),
+        }
+    }
+    let h = joined;
     let canonical_headers: String = h.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
     let signed: Vec<&str> = h.iter().map(|(k, _)| k.as_str()).collect();
     let signed = signed.join(";");
@@ -815,5 +827,208 @@ fn acs3_without_date_or_nonce() {
             body: b"",
         };
         assert_eq!(code(verifier().verify(&kms, &req)), want, "without {drop}");
+    }
+}
+
+/// A v1 request signed here, its parameters in the query string.
+fn v1_request(extra: &[(&str, &str)], nonce: &str, time: i64) -> String {
+    let mut params = owned(&[
+        ("Action", "DescribeRegions"),
+        ("AccessKeyId", "testid"),
+        ("SignatureMethod", "HMAC-SHA1"),
+        ("SignatureVersion", "1.0"),
+        ("SignatureNonce", nonce),
+        ("Timestamp", &localkms::format_timestamp(time)),
+    ]);
+    params.extend(owned(extra));
+    let sig = v1_signature("GET", &params, "testsecret");
+    params.push(("Signature".into(), sig));
+    let query: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{}={}", pct(k), pct(v)))
+        .collect();
+    format!("/?{}", query.join("&"))
+}
+
+fn get(target: &str) -> HttpRequest<'_> {
+    HttpRequest {
+        method: "GET",
+        target,
+        headers: &[],
+        body: b"",
+    }
+}
+
+/// An ACS3 request signed here, with these headers besides the body hash.
+fn acs3_request(headers: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let mut headers = owned(headers);
+    let target = acs3_sign("GET", &[], &mut headers, b"", "testsecret");
+    (target, headers)
+}
+
+/// Issue 13 (7.3): a nonce is at most 128 characters, and a longer one is
+/// refused naming where it came from, before anything is remembered. A
+/// 4 MiB nonce used to be accepted and kept for the window.
+#[test]
+fn a_long_nonce_is_refused_naming_its_parameter() {
+    let t = 1_800_000_000;
+    let (kms, _) = kms_at(t);
+    let v = verifier();
+    let longest = "n".repeat(MAX_NONCE_CHARS);
+    assert_eq!(
+        code(v.verify(&kms, &get(&v1_request(&[], &longest, t)))),
+        "ok"
+    );
+    for nonce in ["n".repeat(MAX_NONCE_CHARS + 1), "n".repeat(4 << 20)] {
+        let target = v1_request(&[], &nonce, t);
+        let e = v.verify(&kms, &get(&target)).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameter");
+        let message = e.to_string();
+        assert!(message.contains("SignatureNonce"), "{message}");
+        assert!(message.len() < 200, "the message repeats the nonce");
+    }
+    // Multi-byte characters count as characters.
+    let wide = "é".repeat(MAX_NONCE_CHARS);
+    assert_eq!(code(v.verify(&kms, &get(&v1_request(&[], &wide, t)))), "ok");
+    assert_eq!(v.remembered_nonces(), 2);
+
+    let date = localkms::format_timestamp(t);
+    let long = "a".repeat(MAX_NONCE_CHARS + 1);
+    let (target, headers) = acs3_request(&[
+        ("host", "h"),
+        ("x-acs-action", "ListKeys"),
+        ("x-acs-date", &date),
+        ("x-acs-signature-nonce", &long),
+    ]);
+    let req = HttpRequest {
+        method: "GET",
+        target: &target,
+        headers: &headers,
+        body: b"",
+    };
+    let e = v.verify(&kms, &req).unwrap_err();
+    assert_eq!(e.code(), "InvalidParameter");
+    assert!(e.to_string().contains("x-acs-signature-nonce"), "{e}");
+    assert_eq!(v.remembered_nonces(), 2);
+}
+
+/// Issue 13 (7.3): under a steady flood of valid requests, the nonces
+/// remembered are those of the window and no more; each request forgets
+/// the nonces that expired, in order of expiry.
+#[test]
+fn a_flood_of_valid_requests_keeps_the_nonces_bounded_by_the_window() {
+    let start = 1_800_000_000;
+    let (kms, clock) = kms_at(start);
+    let v = verifier();
+    let n = 3 * SIGNATURE_WINDOW_SECONDS;
+    let bound = usize::try_from(SIGNATURE_WINDOW_SECONDS + 1).expect("small");
+    let mut most = 0;
+    for i in 0..n {
+        // One request a second, each signed at the clock's time.
+        let now = start + i;
+        clock.set(now);
+        let target = v1_request(&[], &format!("flood-{i}"), now);
+        assert_eq!(code(v.verify(&kms, &get(&target))), "ok", "{i}");
+        most = most.max(v.remembered_nonces());
+        assert!(
+            v.remembered_nonces() <= bound,
+            "{i}: {}",
+            v.remembered_nonces()
+        );
+    }
+    // Full, but never more than the window's requests.
+    assert_eq!(most, bound);
+    // Idle for a window: the next request forgets them all.
+    let later = start + n + 2 * SIGNATURE_WINDOW_SECONDS;
+    clock.set(later);
+    let target = v1_request(&[], "after", later);
+    assert_eq!(code(v.verify(&kms, &get(&target))), "ok");
+    assert_eq!(v.remembered_nonces(), 1);
+}
+
+/// Nonces are forgotten by their own expiry, not by arrival: a request
+/// dated ahead of the clock is remembered longer than one dated behind it
+/// that arrived after it.
+#[test]
+fn nonces_expire_in_time_order_not_arrival_order() {
+    let t = 1_800_000_000;
+    let (kms, clock) = kms_at(t);
+    let v = verifier();
+    let ahead = v1_request(&[], "ahead", t + SIGNATURE_WINDOW_SECONDS);
+    let behind = v1_request(&[], "behind", t - SIGNATURE_WINDOW_SECONDS);
+    assert_eq!(code(v.verify(&kms, &get(&ahead))), "ok");
+    assert_eq!(code(v.verify(&kms, &get(&behind))), "ok");
+    assert_eq!(v.remembered_nonces(), 2);
+    clock.advance(1);
+    let other = v1_request(&[], "other", t + 1);
+    assert_eq!(code(v.verify(&kms, &get(&other))), "ok");
+    // `behind` expired and is forgotten (its timestamp now refuses it);
+    // `ahead` is still remembered and refused as a replay.
+    assert_eq!(v.remembered_nonces(), 2);
+    assert_eq!(code(v.verify(&kms, &get(&behind))), "IllegalTimestamp");
+    assert_eq!(code(v.verify(&kms, &get(&ahead))), "SignatureNonceUsed");
+    clock.advance(2 * SIGNATURE_WINDOW_SECONDS);
+    assert_eq!(code(v.verify(&kms, &get(&ahead))), "IllegalTimestamp");
+}
+
+/// Issue 13 (7.3): `x-acs-action`, `x-acs-date` and `x-acs-signature-nonce`
+/// given twice are refused even when both copies are signed: which one was
+/// meant is ambiguous. So are v1's signature parameters.
+#[test]
+fn duplicated_signature_headers_and_parameters_are_refused() {
+    let t = 1_800_000_000;
+    let date = localkms::format_timestamp(t);
+    let base = [
+        ("host", "h"),
+        ("x-acs-action", "ListKeys"),
+        ("x-acs-date", date.as_str()),
+        ("x-acs-signature-nonce", "n-dup"),
+    ];
+    for (name, second) in [
+        ("x-acs-action", "DescribeRegions"),
+        ("x-acs-date", date.as_str()),
+        ("x-acs-signature-nonce", "n-other"),
+        ("x-acs-signature-nonce", "n-dup"),
+    ] {
+        let mut headers = base.to_vec();
+        headers.push((name, second));
+        let (target, headers) = acs3_request(&headers);
+        let req = HttpRequest {
+            method: "GET",
+            target: &target,
+            headers: &headers,
+            body: b"",
+        };
+        let (kms, _) = kms_at(t);
+        let v = verifier();
+        let e = v.verify(&kms, &req).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameter", "{name} twice");
+        assert!(e.to_string().contains(name), "{e}");
+        assert_eq!(v.remembered_nonces(), 0);
+    }
+    // The same request with each header once verifies.
+    let (target, headers) = acs3_request(&base);
+    let req = HttpRequest {
+        method: "GET",
+        target: &target,
+        headers: &headers,
+        body: b"",
+    };
+    let (kms, _) = kms_at(t);
+    assert_eq!(code(verifier().verify(&kms, &req)), "ok");
+
+    // v1: a second SignatureNonce or Timestamp, signed along with the rest.
+    for (name, value) in [
+        ("SignatureNonce", "n-second"),
+        ("Timestamp", date.as_str()),
+        ("AccessKeyId", "testid"),
+    ] {
+        let target = v1_request(&[(name, value)], "n-first", t);
+        let (kms, _) = kms_at(t);
+        let v = verifier();
+        let e = v.verify(&kms, &get(&target)).unwrap_err();
+        assert_eq!(e.code(), "InvalidParameter", "{name} twice");
+        assert!(e.to_string().contains(name), "{e}");
+        assert_eq!(v.remembered_nonces(), 0);
     }
 }

@@ -243,9 +243,7 @@ mod tests {
     }
 
     fn hex(s: &str) -> Vec<u8> {
-        (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex"))
-            .collect()
+        base16ct::mixed::decode_vec(s).expect("hex")
     }
 
     #[test]

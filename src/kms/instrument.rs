@@ -185,6 +185,7 @@ impl Kms {
 
     /// Runs a wire action: a request refused before it reaches an operation
     /// (a missing or malformed parameter) is audited here, as the action.
+    #[cfg_attr(not(feature = "wire"), allow(dead_code))] // used by the wire layer only
     pub(crate) fn wire_action<T>(
         &self,
         action: &'static str,

@@ -129,21 +129,13 @@ fn decode_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    let digit = |b: u8| (b as char).to_digit(16);
-    let mut out = Zeroizing::new(Vec::with_capacity(s.len() / 2));
-    for pair in s.as_bytes().chunks(2) {
-        out.push(u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?);
-    }
+    let mut out = Zeroizing::new(vec![0u8; s.len() / 2]);
+    base16ct::mixed::decode(s, &mut out[..]).ok()?;
     Some(out)
 }
 
 fn hex(bytes: &[u8]) -> Zeroizing<String> {
-    let mut s = Zeroizing::new(String::with_capacity(bytes.len() * 2));
-    for b in bytes {
-        s.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        s.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    s
+    Zeroizing::new(base16ct::lower::encode_string(bytes))
 }
 
 impl Kms {

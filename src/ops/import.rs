@@ -112,18 +112,12 @@ fn fingerprint(key: &[u8; 32], key_id: &str, material: &[u8; MATERIAL_LEN]) -> [
 }
 
 fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 fn from_hex_32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    (s.len() == 64 && base16ct::mixed::decode(s, &mut out).is_ok()).then_some(out)
 }
 
 /// The id of a token's sealed private key: `{KeyId}/{token id}-{expiry}`,

@@ -70,17 +70,16 @@ impl RootKey {
     /// [`Error::InvalidRootKey`] if the text is neither.
     pub fn from_text(text: &str) -> Result<Self> {
         let text = text.trim();
+        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut bytes = Zeroizing::new([0u8; 32]);
+            base16ct::mixed::decode(text, &mut bytes[..])
+                .map_err(|_| Error::InvalidRootKey("bad hex".into()))?;
+            return Self::from_bytes(&bytes[..]);
+        }
         let bytes = Zeroizing::new(
-            if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-                (0..32)
-                    .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
-                    .collect::<Result<Vec<u8>, _>>()
-                    .map_err(|_| Error::InvalidRootKey("bad hex".into()))?
-            } else {
-                base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map_err(|_| Error::InvalidRootKey("neither 64 hex digits nor base64".into()))?
-            },
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| Error::InvalidRootKey("neither 64 hex digits nor base64".into()))?,
         );
         Self::from_bytes(&bytes)
     }

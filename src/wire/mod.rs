@@ -1,6 +1,7 @@
 //! The wire layer (SPEC section 7): the API's `Action` + parameters form in,
 //! an HTTP status and a JSON or XML body out. It opens no sockets: a server
-//! (see `examples/gateway.rs`) or a command line hands it the parameters.
+//! (`localkms serve`, or your own: see `examples/gateway.rs`) or a command
+//! line hands it the parameters.
 //!
 //! ```
 //! use localkms::{Kms, wire};

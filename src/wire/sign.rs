@@ -10,6 +10,15 @@
 //! was not used within that window. A nonce is recorded only once every
 //! other check has passed, so a forged request cannot burn one.
 //!
+//! Nonces are at most [`MAX_NONCE_CHARS`] characters. A nonce is remembered
+//! until its request's timestamp leaves the window, and forgotten in order
+//! of expiry: each request drops the nonces that expired since the last one,
+//! so memory follows the requests of the last half hour and no request scans
+//! every nonce. The parameters a signature check relies on (`Signature`,
+//! `AccessKeyId`, `Timestamp`, `SignatureNonce`, ... for v1; the
+//! `x-acs-action`, `x-acs-date` and `x-acs-signature-nonce` headers for ACS3)
+//! are refused when given more than once.
+//!
 //! v1: the string to sign is `{METHOD}&%2F&{enc(canonical query)}`, where the
 //! canonical query is every parameter of the query string and the form body
 //! except `Signature`, sorted by name, as `enc(name)=enc(value)` joined by
@@ -28,14 +37,15 @@
 //! the `x-acs-action` header. Every `x-acs-*` header, `host` and
 //! `content-type` that the request carries must be signed.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{KeyInit as _, Mac as _};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
@@ -50,6 +60,24 @@ pub const SIGNATURE_WINDOW_SECONDS: i64 = 15 * 60;
 /// The most nonces remembered at once. Past this, once expired nonces are
 /// dropped, new requests are throttled rather than letting memory grow.
 const MAX_NONCES: usize = 1 << 20;
+
+/// The longest `SignatureNonce` / `x-acs-signature-nonce` accepted, in
+/// characters. The SDKs send 32 to 36 (a UUID or 32 hex digits).
+pub const MAX_NONCE_CHARS: usize = 128;
+
+/// The v1 parameters that must appear at most once.
+const V1_SINGLE: &[&str] = &[
+    "Signature",
+    "SignatureMethod",
+    "SignatureVersion",
+    "AccessKeyId",
+    "Timestamp",
+    "SignatureNonce",
+];
+
+/// The ACS3 headers that must appear at most once: which of two values was
+/// signed and meant would be ambiguous.
+const ACS3_SINGLE: &[&str] = &["x-acs-action", "x-acs-date", "x-acs-signature-nonce"];
 
 /// The ACS3 algorithm name.
 const ACS3: &str = "ACS3-HMAC-SHA256";
@@ -125,9 +153,37 @@ impl<'a> HttpRequest<'a> {
 pub struct Verifier {
     access_key_id: String,
     secret: Zeroizing<String>,
+    nonces: Mutex<Nonces>,
+}
+
+/// The nonces of the window: a set for lookups, and a heap of the same
+/// nonces ordered by expiry for eviction.
+#[derive(Default)]
+struct Nonces {
     /// Nonce -> the time after which a replay is refused by its timestamp
     /// anyway, so the nonce can be forgotten.
-    nonces: Mutex<HashMap<String, i64>>,
+    live: HashMap<Arc<str>, i64>,
+    /// The same nonces, soonest expiry first.
+    by_expiry: BinaryHeap<Reverse<(i64, Arc<str>)>>,
+}
+
+impl Nonces {
+    /// Forgets every nonce that expired before `now`: O(log n) each, and
+    /// only the expired ones are looked at.
+    fn evict(&mut self, now: i64) {
+        while let Some(Reverse((t, _))) = self.by_expiry.peek() {
+            if *t >= now {
+                break;
+            }
+            if let Some(Reverse((t, nonce))) = self.by_expiry.pop() {
+                // A nonce is in the heap once: it is only inserted again
+                // after it was evicted.
+                if self.live.get(&nonce) == Some(&t) {
+                    self.live.remove(&nonce);
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Verifier {
@@ -144,8 +200,14 @@ impl Verifier {
         Self {
             access_key_id: access_key_id.into(),
             secret: Zeroizing::new(access_key_secret.into()),
-            nonces: Mutex::new(HashMap::new()),
+            nonces: Mutex::new(Nonces::default()),
         }
+    }
+
+    /// How many nonces are remembered now (those of requests whose timestamp
+    /// is still within the window, as of the last request).
+    pub fn remembered_nonces(&self) -> usize {
+        self.nonces.lock().map_or(0, |n| n.live.len())
     }
 
     /// Verifies `req` by `kms`'s clock and returns its authenticated
@@ -157,6 +219,8 @@ impl Verifier {
     /// signature, an incomplete one, or a wrong one); `MissingParameter`
     /// (`AccessKeyId` or `SignatureNonce` of a v1 request);
     /// `InvalidAccessKeyId.NotFound`; `IllegalTimestamp`;
+    /// `InvalidParameter` for a nonce longer than [`MAX_NONCE_CHARS`] or a
+    /// signature parameter or header given more than once;
     /// `SignatureNonceUsed`; `Rejected.Throttling` when too many nonces are
     /// live at once.
     pub fn verify(&self, kms: &Kms, req: &HttpRequest<'_>) -> Result<Vec<(String, String)>> {
@@ -191,6 +255,11 @@ impl Verifier {
     /// Checks a v1 signature; returns the parameters, timestamp and nonce.
     fn verify_v1(&self, req: &HttpRequest<'_>) -> Result<Signed> {
         let params = req.params_unverified();
+        for name in V1_SINGLE {
+            if params.iter().filter(|(k, _)| k == name).count() > 1 {
+                return Err(Error::invalid(name, "is given more than once"));
+            }
+        }
         let get = |name: &str| {
             params
                 .iter()
@@ -225,8 +294,8 @@ impl Verifier {
         let timestamp = get("Timestamp").ok_or(Error::IllegalTimestamp)?.to_owned();
         let nonce = get("SignatureNonce")
             .filter(|v| !v.is_empty())
-            .ok_or(Error::MissingParameter("SignatureNonce"))?
-            .to_owned();
+            .ok_or(Error::MissingParameter("SignatureNonce"))?;
+        let nonce = check_nonce_length("SignatureNonce", nonce)?.to_owned();
         Ok(Signed {
             params,
             timestamp,
@@ -245,6 +314,11 @@ impl Verifier {
             .collect();
         // `x-acs-date` and `x-acs-signature-nonce` are checked after the
         // signature, as v1's `Timestamp` and `SignatureNonce` are.
+        for name in ACS3_SINGLE {
+            if req.header_values(name).nth(1).is_some() {
+                return Err(Error::invalid(name, "is given more than once"));
+            }
+        }
         for required in ["host", "x-acs-action", "x-acs-content-sha256"] {
             if req.header(required).is_none() {
                 return Err(Error::IncompleteSignature(
@@ -325,6 +399,7 @@ impl Verifier {
         if nonce.is_empty() {
             return Err(Error::MissingParameter("SignatureNonce"));
         }
+        check_nonce_length("x-acs-signature-nonce", &nonce)?;
         Ok(Signed {
             params,
             timestamp,
@@ -344,18 +419,30 @@ impl Verifier {
     /// Records `nonce` until `forget_after`; refuses one still remembered.
     fn use_nonce(&self, nonce: String, forget_after: i64, now: i64) -> Result<()> {
         let mut nonces = self.nonces.lock().map_err(|_| Error::InternalFailure)?;
-        if nonces.get(&nonce).is_some_and(|&t| t >= now) {
+        nonces.evict(now);
+        // Every nonce left is live: a replay.
+        if nonces.live.contains_key(nonce.as_str()) {
             return Err(Error::SignatureNonceUsed);
         }
-        if nonces.len() >= MAX_NONCES {
-            nonces.retain(|_, t| *t >= now);
-            if nonces.len() >= MAX_NONCES {
-                return Err(Error::Throttling);
-            }
+        if nonces.live.len() >= MAX_NONCES {
+            return Err(Error::Throttling);
         }
-        nonces.insert(nonce, forget_after);
+        let nonce: Arc<str> = nonce.into();
+        nonces.live.insert(Arc::clone(&nonce), forget_after);
+        nonces.by_expiry.push(Reverse((forget_after, nonce)));
         Ok(())
     }
+}
+
+/// Refuses a nonce longer than [`MAX_NONCE_CHARS`], naming where it came from.
+fn check_nonce_length<'n>(param: &'static str, nonce: &'n str) -> Result<&'n str> {
+    if nonce.chars().nth(MAX_NONCE_CHARS).is_some() {
+        return Err(Error::invalid(
+            param,
+            format!("must be at most {MAX_NONCE_CHARS} characters"),
+        ));
+    }
+    Ok(nonce)
 }
 
 /// What a correct signature vouches for.
@@ -466,21 +553,7 @@ fn encode(s: &str) -> String {
 /// `&`-separated `name=value`, `+` is a space, `%XX` a byte. Bytes that are
 /// not UTF-8 become U+FFFD, so such a request fails its signature check.
 pub(crate) fn parse_form(input: &[u8]) -> Vec<(String, String)> {
-    let decode = |part: &[u8]| -> String {
-        let spaced: Vec<u8> = part
-            .iter()
-            .map(|&b| if b == b'+' { b' ' } else { b })
-            .collect();
-        String::from_utf8_lossy(&percent_decode(&spaced).collect::<Vec<u8>>()).into_owned()
-    };
-    input
-        .split(|&b| b == b'&')
-        .filter(|part| !part.is_empty())
-        .map(|part| match part.iter().position(|&b| b == b'=') {
-            Some(i) => (decode(&part[..i]), decode(&part[i + 1..])),
-            None => (decode(part), String::new()),
-        })
-        .collect()
+    form_urlencoded::parse(input).into_owned().collect()
 }
 
 fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
@@ -491,12 +564,7 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}"); // writing to a String cannot fail
-    }
-    s
+    base16ct::lower::encode_string(bytes)
 }
 
 #[cfg(test)]

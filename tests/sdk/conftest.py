@@ -1,8 +1,9 @@
-"""Fixtures for the SDK compatibility tests: the gateway example, started on
+"""Fixtures for the SDK compatibility tests: `localkms serve`, started on
 port 0 against a temporary store, and one client per SDK mode.
 
-The gateway binary is $LOCALKMS_GATEWAY, or target/release/examples/gateway,
-or target/debug/examples/gateway (scripts/sdk-tests.sh builds the release one).
+The binary is $LOCALKMS_BIN, or target/release/localkms, or
+target/debug/localkms (scripts/sdk-tests.sh builds the release one with
+`--features cli`).
 """
 
 import json
@@ -26,47 +27,57 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 ACCESS_KEY_ID = "testid"
 ACCESS_KEY_SECRET = "testsecret"
 REGION = "cn-hangzhou"
+# The environment variable `serve` reads the secret from.
+SECRET_ENV = "LOCALKMS_TEST_ACCESS_KEY_SECRET"
 
 
-def gateway_binary():
-    env = os.environ.get("LOCALKMS_GATEWAY")
+def localkms_binary():
+    env = os.environ.get("LOCALKMS_BIN")
     if env:
         return pathlib.Path(env)
     for profile in ("release", "debug"):
-        candidate = ROOT / "target" / profile / "examples" / "gateway"
+        candidate = ROOT / "target" / profile / "localkms"
         if candidate.exists():
             return candidate
-    pytest.fail("no gateway binary: set LOCALKMS_GATEWAY or run scripts/sdk-tests.sh")
+    pytest.fail("no localkms binary: set LOCALKMS_BIN or run scripts/sdk-tests.sh")
 
 
 class Gateway:
-    """A running gateway process."""
+    """A running `localkms serve` process. Its log (stderr) goes to a file,
+    so a busy server never blocks on a full pipe."""
 
     def __init__(self, data_dir, access_key_id=ACCESS_KEY_ID, secret=ACCESS_KEY_SECRET,
                  extra_args=()):
+        self.log = tempfile.NamedTemporaryFile(prefix="localkms-serve-", suffix=".log")
         self.proc = subprocess.Popen(
             [
-                str(gateway_binary()),
-                "--listen", "127.0.0.1:0",
+                str(localkms_binary()),
                 "--data-dir", str(data_dir),
+                "serve",
+                "--listen", "127.0.0.1:0",
                 "--access-key-id", access_key_id,
-                "--access-key-secret", secret,
+                "--access-key-secret-env", SECRET_ENV,
                 *extra_args,
             ],
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
             text=True,
+            env={**os.environ, SECRET_ENV: secret},
         )
         line = self.proc.stdout.readline()
         m = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)\n", line)
         if not m:
             self.proc.kill()
-            raise RuntimeError(f"unexpected first line {line!r}: {self.proc.stderr.read()}")
+            raise RuntimeError(f"unexpected first line {line!r}: {self.log_text()}")
         self.port = int(m.group(1))
         self.endpoint = f"127.0.0.1:{self.port}"
 
+    def log_text(self):
+        with open(self.log.name) as f:
+            return f.read()
+
     def stop(self, sig=signal.SIGTERM):
-        """Stops the gateway with `sig`; returns its exit code."""
+        """Stops the server with `sig`; returns its exit code."""
         self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout=30)
@@ -80,7 +91,11 @@ def gateway():
     with tempfile.TemporaryDirectory() as data_dir:
         gw = Gateway(data_dir)
         yield gw
-        assert gw.stop() == 0, "the gateway must exit cleanly on SIGTERM"
+        assert gw.stop() == 0, "localkms serve must exit cleanly on SIGTERM"
+        # Every request was logged, without a parameter's value.
+        log = gw.log_text()
+        assert "localkms::serve: request" in log and "action=Encrypt" in log, log[-2000:]
+        assert "testsecret" not in log
 
 
 class SdkError(Exception):

@@ -1,5 +1,5 @@
 """Every implemented action through the official Python SDKs, against the
-gateway example: the old SDK (aliyun-python-sdk-core/-kms, v1 signatures)
+`localkms serve` binary: the old SDK (aliyun-python-sdk-core/-kms, v1 signatures)
 and the tea SDK (alibabacloud-kms20160120) in ACS3 and v2 modes. Includes
 the error paths and a full BYOK flow with `cryptography`."""
 

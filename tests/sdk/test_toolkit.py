@@ -1,5 +1,5 @@
-"""The testing toolkit through the official SDKs: faults injected in the
-gateway (`--fault`) reach the SDKs as the API's retryable errors, an
+"""The testing toolkit through the official SDKs: faults injected in
+`localkms serve` (`--fault`) reach the SDKs as the API's retryable errors, an
 application's retry loop rides them out, and the audit log (`--audit-log`)
 records each call with the RequestId the SDK saw."""
 

@@ -141,7 +141,6 @@ impl FromStr for SecretType {
 /// The parameters of CreateSecret, except the value. Build with
 /// [`CreateSecretRequest::new`] and struct update syntax.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct CreateSecretRequest {
     /// 1..=192 letters, digits and `_ / + = . - @`; not starting `acs/`.
     pub secret_name: String,
@@ -193,7 +192,6 @@ pub struct CreateSecretResponse {
 
 /// Which version GetSecretValue returns: by default the `ACSCurrent` one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct GetSecretValueRequest {
     /// A version id.
     pub version_id: Option<String>,
@@ -221,7 +219,6 @@ impl GetSecretValueRequest {
 
 /// One secret of a BatchGetSecretValue.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct SecretQuery {
     /// The secret's name or ARN.
     pub secret_name: String,
@@ -305,7 +302,6 @@ pub struct BatchSecretValues {
 
 /// The optional parameters of PutSecretValue.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct PutSecretValueRequest {
     /// The new version's id. The wire requires it; on the Rust API `None`
     /// generates a UUID.

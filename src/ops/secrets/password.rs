@@ -26,7 +26,6 @@ const PUNCTUATION: &str = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~";
 /// The parameters of GetRandomPassword. `Default` is 32 characters of every
 /// class.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-#[non_exhaustive]
 pub struct GetRandomPasswordRequest {
     /// 8..=128; `None` is 32.
     pub password_length: Option<u32>,

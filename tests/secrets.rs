@@ -1085,3 +1085,68 @@ fn the_sled_files_hold_no_secret_value() {
     }
     assert!(scanned > 0);
 }
+
+#[test]
+fn fixtures_load_secrets_with_versions_and_stages() {
+    let (kms, _) = kms();
+    kms.load_fixtures(
+        r#"{"Keys": [{"KeyId": "c0ffee00-0000-4000-8000-000000000009", "Aliases": ["alias/s"]}],
+            "Secrets": [{
+              "SecretName": "db/password", "Description": "fixture", "EncryptionKeyId": "alias/s",
+              "Tags": [{"TagKey": "team", "TagValue": "pay"}],
+              "Versions": [
+                {"VersionId": "v1", "SecretData": "old"},
+                {"VersionId": "v2", "SecretData": "new"},
+                {"VersionId": "v3", "SecretData": "AAE=", "SecretDataType": "binary", "VersionStages": ["ACSPending"]}
+              ]}]}"#,
+    )
+    .expect("load");
+    assert_eq!(current(&kms, "db/password"), b"new");
+    assert_eq!(
+        get(
+            &kms,
+            "db/password",
+            &GetSecretValueRequest::stage("ACSPrevious")
+        )
+        .expect("prev"),
+        b"old"
+    );
+    assert_eq!(
+        get(
+            &kms,
+            "db/password",
+            &GetSecretValueRequest::stage("ACSPending")
+        )
+        .expect("pending"),
+        [0, 1]
+    );
+    let m = kms.describe_secret("db/password", true).expect("describe");
+    assert_eq!(m.encryption_key_id, "c0ffee00-0000-4000-8000-000000000009");
+    assert_eq!(m.tags.len(), 1);
+    // Secrets only; checked whole before anything is written.
+    for (bad, what) in [
+        (
+            r#"{"Secrets": [{"SecretName": "db/password", "Versions": [{"VersionId": "1", "SecretData": "x"}]}]}"#,
+            "exists in the store",
+        ),
+        (
+            r#"{"Secrets": [{"SecretName": "x", "Versions": []}]}"#,
+            "Versions",
+        ),
+        (
+            r#"{"Secrets": [{"SecretName": "y", "Versions": [{"VersionId": "1", "SecretData": "x"}]}, {"SecretName": "z", "Color": 1}]}"#,
+            "Secrets[1].Color",
+        ),
+        (
+            r#"{"Secrets": [{"SecretName": "y", "Versions": [{"VersionId": "1", "SecretData": "x", "VersionStages": ["blue"]}]}]}"#,
+            "ACSCurrent",
+        ),
+    ] {
+        let e = kms.load_fixtures(bad).unwrap_err();
+        assert!(e.to_string().contains(what), "{bad}: {e}");
+    }
+    assert_eq!(
+        code(kms.describe_secret("y", false)),
+        "Forbidden.ResourceNotFound"
+    );
+}

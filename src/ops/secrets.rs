@@ -14,6 +14,7 @@
 //! A secret pending deletion is purged when the clock reaches its
 //! `PlannedDeleteTime`: lazily on access, and by [`Kms::purge_expired`].
 
+pub(crate) mod fixtures;
 pub(crate) mod model;
 pub(crate) mod password;
 

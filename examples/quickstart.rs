@@ -1,6 +1,6 @@
 //! A first tour of localkms: a durable store on disk, a key walked through its
-//! lifecycle, envelope encryption of a file, and deletion windows, rotation
-//! and ReEncrypt driven by a manual clock.
+//! lifecycle, envelope encryption of a file, deletion windows, rotation and
+//! ReEncrypt driven by a manual clock, and a secret's life.
 //!
 //! Run it with `cargo run --release --example quickstart`.
 
@@ -8,7 +8,8 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter};
 
 use localkms::{
-    CreateKeyRequest, EncryptionContext, GenerateDataKeyRequest, Kms, ManualClock, Paging,
+    CreateKeyRequest, CreateSecretRequest, EncryptionContext, GenerateDataKeyRequest,
+    GetSecretValueRequest, Kms, ManualClock, Paging, PutSecretValueRequest, SecretDeletion,
 };
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -169,6 +170,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "ReEncrypt moved it to key {} without the plaintext leaving the library",
         moved.key_id
+    );
+
+    // A secret's life: values sealed under a CMK (here the default service
+    // key), versions and stages, and a deletion window on the same clock.
+    kms.create_secret(&CreateSecretRequest::new("db/password"), b"hunter2")?;
+    kms.put_secret_value(
+        "db/password",
+        b"correct horse",
+        &PutSecretValueRequest::version("v2"),
+    )?;
+    let current = kms.get_secret_value("db/password", &GetSecretValueRequest::default())?;
+    let previous =
+        kms.get_secret_value("db/password", &GetSecretValueRequest::stage("ACSPrevious"))?;
+    assert_eq!(current.secret_data.expose_secret(), b"correct horse");
+    assert_eq!(previous.secret_data.expose_secret(), b"hunter2");
+    println!(
+        "secret: current is version {}, the first value is now {:?}",
+        current.version_id, previous.version_stages
+    );
+    let deleted = kms.delete_secret("db/password", SecretDeletion::RecoveryWindow(7))?;
+    println!(
+        "secret: deletion planned for {}",
+        deleted.planned_delete_time
+    );
+    kms.restore_secret("db/password")?;
+    kms.delete_secret("db/password", SecretDeletion::RecoveryWindow(7))?;
+    clock.advance(7 * 86_400);
+    let gone = kms.describe_secret("db/password", false).unwrap_err();
+    println!(
+        "secret: restored once, deleted again, gone after 7 days: {}",
+        gone.code()
     );
     Ok(())
 }

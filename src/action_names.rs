@@ -35,6 +35,22 @@ pub(crate) const WIRE_ACTIONS: &[&str] = &[
     "UntagResource",
     "ListResourceTags",
     "DescribeRegions",
+    "CreateSecret",
+    "GetSecretValue",
+    "BatchGetSecretValue",
+    "PutSecretValue",
+    "DescribeSecret",
+    "ListSecrets",
+    "UpdateSecret",
+    "DeleteSecret",
+    "RestoreSecret",
+    "ListSecretVersionIds",
+    "UpdateSecretVersionStage",
+    "RotateSecret",
+    "UpdateSecretRotationPolicy",
+    "GetRandomPassword",
+    "GetSecretPolicy",
+    "SetSecretPolicy",
 ];
 
 /// Operations of the Rust API that have no wire action, named like actions.

@@ -101,6 +101,16 @@ pub enum Error {
         /// The I/O error's message.
         message: String,
     },
+    /// No such secret, secret version or stage (or the secret was deleted):
+    /// `Forbidden.ResourceNotFound`. Carries what was looked for.
+    ResourceNotFound(String),
+    /// CreateSecret with a name that is taken, or PutSecretValue with an
+    /// existing VersionId and a different value: `Rejected.ResourceExist`.
+    ResourceExists(String),
+    /// The resource's state forbids the operation (a secret pending
+    /// deletion, RestoreSecret of a live secret, DisableKey of the secrets
+    /// manager's default key): `Rejected.ResourceInUse`. Carries why.
+    ResourceInUse(String),
 }
 
 /// The four state-table rejections of SPEC section 2.
@@ -175,6 +185,9 @@ impl Error {
             Self::UnsupportedHttpMethod(_) => "UnsupportedHTTPMethod",
             Self::Throttling => "Rejected.Throttling",
             Self::ServiceUnavailable => "ServiceUnavailableTemporary",
+            Self::ResourceNotFound(_) => "Forbidden.ResourceNotFound",
+            Self::ResourceExists(_) => "Rejected.ResourceExist",
+            Self::ResourceInUse(_) => "Rejected.ResourceInUse",
         }
     }
 
@@ -212,6 +225,8 @@ impl Error {
             | Self::InternalFailure
             | Self::Io { .. } => 500,
             Self::ServiceUnavailable => 503,
+            Self::ResourceNotFound(_) => 404,
+            Self::ResourceExists(_) | Self::ResourceInUse(_) => 409,
         }
     }
 
@@ -284,6 +299,9 @@ impl fmt::Display for Error {
             Self::ServiceUnavailable => f.write_str("The service is temporarily unavailable; retry later."),
             Self::InternalFailure => f.write_str("An internal failure occurred."),
             Self::Io { message, .. } => write!(f, "A stream failed: {message}."),
+            Self::ResourceNotFound(what) => write!(f, "The specified resource {what} is not found."),
+            Self::ResourceExists(what) => write!(f, "The specified resource {what} already exists."),
+            Self::ResourceInUse(why) => write!(f, "The resource is in use: {why}."),
         }
     }
 }

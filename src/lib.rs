@@ -46,6 +46,16 @@ pub use ops::keys::{
     MIN_ROTATION_INTERVAL,
 };
 pub use ops::reencrypt::ReEncryptResponse;
+pub use ops::secrets::{
+    BatchSecretError, BatchSecretValues, CreateSecretRequest, CreateSecretResponse,
+    DEFAULT_RECOVERY_WINDOW_DAYS, DeleteSecretResponse, GetRandomPasswordRequest,
+    GetSecretValueRequest, MAX_BATCH_SECRETS, MAX_SECRET_DATA_BYTES, MAX_SECRET_NAME_CHARS,
+    MAX_SECRET_STAGES, MAX_SECRET_VERSIONS, MAX_TAGS_PER_SECRET, PutSecretValueRequest,
+    PutSecretValueResponse, RandomPassword, STAGE_CURRENT, STAGE_PENDING, STAGE_PREVIOUS,
+    SecretDataType, SecretDeletion, SecretFilter, SecretListEntry, SecretMetadata, SecretQuery,
+    SecretTag, SecretType, SecretValue, SecretVersionEntry, parse_secret_filters,
+    parse_secret_rotation_interval,
+};
 #[doc(hidden)]
 pub use ops::symmetric::internal;
 pub use ops::symmetric::{

@@ -30,7 +30,7 @@ use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 /// The fixture format version this library reads and writes.
 const FIXTURE_VERSION: u64 = 1;
 
-const TOP_FIELDS: &[&str] = &["FixtureVersion", "Keys"];
+const TOP_FIELDS: &[&str] = &["FixtureVersion", "Keys", "Secrets"];
 const KEY_FIELDS: &[&str] = &[
     "KeyId",
     "Description",
@@ -165,10 +165,12 @@ impl Kms {
         self.quietly(|| {
             let doc: Value = serde_json::from_str(json).map_err(|e| bad("fixture", e))?;
             let plan = self.plan(&doc)?;
+            let secrets = crate::ops::secrets::fixtures::plan(self, doc.get("Secrets"))?;
             let ids = plan.iter().map(|k| k.record.key_id.clone()).collect();
             for key in plan {
                 self.insert_planned(key)?;
             }
+            crate::ops::secrets::fixtures::load(self, secrets)?;
             Ok(ids)
         })
     }
@@ -194,8 +196,10 @@ impl Kms {
             Some(v) if v.as_u64() == Some(FIXTURE_VERSION) => {}
             Some(_) => return Err(bad("FixtureVersion", "must be 1")),
         }
+        let no_keys = Vec::new();
         let keys = match top.get("Keys") {
             Some(Value::Array(a)) => a,
+            None if top.contains_key("Secrets") => &no_keys,
             _ => return Err(bad("Keys", "must be an array")),
         };
         let mut seen_ids = HashSet::new();

@@ -299,12 +299,15 @@ impl Kms {
     /// DisableKey: `Enabled` or `Disabled` -> `Disabled`.
     ///
     /// # Errors
-    /// As [`Kms::enable_key`].
+    /// As [`Kms::enable_key`]; and `Rejected.ResourceInUse` for the secrets
+    /// manager's default key, a service key.
     pub fn disable_key(&self, key_id: &str) -> Result<()> {
         self.operation("DisableKey", key_id, || self.disable_key_op(key_id))
     }
 
     fn disable_key_op(&self, key_id: &str) -> Result<()> {
+        let id = self.resolve_key_id(key_id, "KeyId", false)?;
+        crate::ops::secrets::refuse_service_key(self, &id)?;
         self.set_enabled(key_id, KeyState::Disabled)
     }
 
@@ -328,7 +331,8 @@ impl Kms {
     /// `PendingDeletion`, with `DeleteDate` = now + `pending_window_in_days`.
     ///
     /// # Errors
-    /// `InvalidParameter` (PendingWindowInDays outside 7..=30),
+    /// `Rejected.ResourceInUse` for the secrets manager's default key (as
+    /// DisableKey), `InvalidParameter` (PendingWindowInDays outside 7..=30),
     /// `Rejected.StateModifiedFailed` when already pending deletion,
     /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn schedule_key_deletion(&self, key_id: &str, pending_window_in_days: u32) -> Result<()> {
@@ -345,6 +349,7 @@ impl Kms {
             ));
         }
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
+        crate::ops::secrets::refuse_service_key(self, &id)?;
         let now = self.clock.now();
         self.update_key(&id, |r, batch| match r.state {
             KeyState::PendingDeletion => Err(Error::rejected(

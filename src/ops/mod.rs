@@ -8,6 +8,7 @@ pub(crate) mod keys;
 pub(crate) mod reencrypt;
 pub(crate) mod regions;
 pub(crate) mod resolve;
+pub(crate) mod secrets;
 pub(crate) mod symmetric;
 pub(crate) mod tags;
 pub(crate) mod versions;
@@ -20,4 +21,10 @@ crate::kms::instrument::audited_ids! {
     versions::KeyVersion => |r| (Some(&r.key_id), Some(&r.key_version_id));
     import::ImportParameters => |r| (Some(&r.key_id), None);
     envelope::EnvelopeInfo => |r| (Some(&r.key_id), Some(&r.key_version_id));
+    secrets::CreateSecretResponse => |r| (Some(&r.encryption_key_id), None);
+    secrets::SecretValue => |r| (Some(&r.encryption_key_id), None);
+    secrets::PutSecretValueResponse => |r| (Some(&r.encryption_key_id), None);
+    secrets::SecretMetadata => |r| (Some(&r.encryption_key_id), None);
+    secrets::BatchSecretValues => |_r| (None, None);
+    secrets::DeleteSecretResponse => |_r| (None, None);
 }

@@ -190,15 +190,16 @@ impl Kms {
     }
 
     /// Deletes, for good, every key whose `DeleteDate` has passed, with its
-    /// material, aliases and tags. Access purges such keys lazily too; this
-    /// call is for maintenance (there is no background thread). Returns how
-    /// many keys it deleted.
+    /// material, aliases and tags, and every secret whose
+    /// `PlannedDeleteTime` has passed. Access purges such keys and secrets
+    /// lazily too; this call is for maintenance (there is no background
+    /// thread). Returns how many keys and secrets it deleted.
     ///
     /// # Errors
     /// A keystore failure.
     pub fn purge_expired(&self) -> Result<usize> {
         let now = self.clock.now();
-        let mut purged = 0;
+        let mut purged = crate::ops::secrets::purge_expired_secrets(self)?;
         loop {
             let due = self.store.scan(
                 NS_DELETION,

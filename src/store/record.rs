@@ -18,6 +18,12 @@
 //! | `alias-by-key` | KeyId `/` alias sequence u64 BE | AliasName |
 //! | `meta` | `alias-counters` | next alias sequence u64 BE, alias count u64 BE |
 //! | `tag` | KeyId `/` TagKey | TagValue (UTF-8) |
+//! | `secret` | SecretName | `0x01` + JSON secret record (metadata, versions, stages, tags; no value) |
+//! | `secret-order` | secret sequence u64 BE | SecretName: creation order, for paging |
+//! | `secret-value` | SecretName `0x00` VersionId | the value, sealed under the secret's CMK (a blob as Encrypt makes) |
+//! | `secret-deletion` | PlannedDeleteTime i64 BE (sign-flipped) + SecretName | empty: due deletions |
+//! | `meta` | `secret-counters` | next secret sequence u64 BE |
+//! | `meta` | `secrets-default-key` | KeyId of the secrets manager's default CMK |
 //!
 //! Every namespace whose ids start with a KeyId is listed in
 //! [`PER_KEY_NAMESPACES`], so purging a key removes all of its records.
@@ -37,6 +43,13 @@ pub(crate) const NS_KEY: &str = "key";
 pub(crate) const NS_KEY_ORDER: &str = "key-order";
 pub(crate) const NS_DELETION: &str = "deletion";
 pub(crate) const NS_MATERIAL: &str = "material";
+
+pub(crate) const NS_SECRET: &str = "secret";
+pub(crate) const NS_SECRET_ORDER: &str = "secret-order";
+pub(crate) const NS_SECRET_VALUE: &str = "secret-value";
+pub(crate) const NS_SECRET_DELETION: &str = "secret-deletion";
+pub(crate) const META_SECRET_COUNTERS: &[u8] = b"secret-counters";
+pub(crate) const META_SECRETS_DEFAULT_KEY: &[u8] = b"secrets-default-key";
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_ROOT_CHECK: &[u8] = b"root-check";

@@ -185,12 +185,18 @@ pub(super) fn list_aliases_by_key_id(kms: &Kms, p: &Params<'_>) -> Result<Fields
 }
 
 pub(super) fn tag_resource(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    if let (None, Some(name)) = (p.optional("KeyId"), p.optional("SecretName")) {
+        return super::secrets::tag_secret(kms, name, p);
+    }
     let key_id = p.required("KeyId")?;
     kms.tag_resource(key_id, &parse_tags(p.required("Tags")?)?)?;
     Ok(Fields::new())
 }
 
 pub(super) fn untag_resource(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
+    if let (None, Some(name)) = (p.optional("KeyId"), p.optional("SecretName")) {
+        return super::secrets::untag_secret(kms, name, p);
+    }
     let key_id = p.required("KeyId")?;
     kms.untag_resource(key_id, &parse_tag_keys(p.required("TagKeys")?)?)?;
     Ok(Fields::new())

@@ -25,6 +25,7 @@
 mod actions;
 mod params;
 mod render;
+mod secrets;
 pub mod sign;
 
 use serde_json::{Map, Value};
@@ -212,6 +213,86 @@ static ACTIONS: &[Action] = &[
         summary: "List the region this service answers for",
         run: actions::describe_regions,
     },
+    Action {
+        name: "CreateSecret",
+        summary: "Create a secret and store its first version",
+        run: secrets::create_secret,
+    },
+    Action {
+        name: "GetSecretValue",
+        summary: "Read a secret's value (ACSCurrent, or a version or stage)",
+        run: secrets::get_secret_value,
+    },
+    Action {
+        name: "BatchGetSecretValue",
+        summary: "Read the values of up to 20 secrets",
+        run: secrets::batch_get_secret_value,
+    },
+    Action {
+        name: "PutSecretValue",
+        summary: "Store a new version of a secret's value",
+        run: secrets::put_secret_value,
+    },
+    Action {
+        name: "DescribeSecret",
+        summary: "Show a secret's metadata",
+        run: secrets::describe_secret,
+    },
+    Action {
+        name: "ListSecrets",
+        summary: "List secrets, filtered, a page at a time",
+        run: secrets::list_secrets,
+    },
+    Action {
+        name: "UpdateSecret",
+        summary: "Replace a secret's description",
+        run: secrets::update_secret,
+    },
+    Action {
+        name: "DeleteSecret",
+        summary: "Delete a secret after a recovery window, or at once",
+        run: secrets::delete_secret,
+    },
+    Action {
+        name: "RestoreSecret",
+        summary: "Cancel a secret's scheduled deletion",
+        run: secrets::restore_secret,
+    },
+    Action {
+        name: "ListSecretVersionIds",
+        summary: "List a secret's versions and stages",
+        run: secrets::list_secret_version_ids,
+    },
+    Action {
+        name: "UpdateSecretVersionStage",
+        summary: "Move, attach or remove a version stage",
+        run: secrets::update_secret_version_stage,
+    },
+    Action {
+        name: "RotateSecret",
+        summary: "Rotate a managed secret now (not for Generic secrets)",
+        run: secrets::rotate_secret,
+    },
+    Action {
+        name: "UpdateSecretRotationPolicy",
+        summary: "Set a managed secret's rotation (not for Generic secrets)",
+        run: secrets::update_secret_rotation_policy,
+    },
+    Action {
+        name: "GetRandomPassword",
+        summary: "Generate a random password",
+        run: secrets::get_random_password,
+    },
+    Action {
+        name: "GetSecretPolicy",
+        summary: "Show a secret's policy",
+        run: secrets::get_secret_policy,
+    },
+    Action {
+        name: "SetSecretPolicy",
+        summary: "Store a secret's policy (not enforced)",
+        run: secrets::set_secret_policy,
+    },
 ];
 
 /// The actions [`dispatch`] answers, with a one-line summary of each.
@@ -249,7 +330,7 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
 }
 
 /// Response members that may hold plaintext, cleared after rendering.
-const SECRET_MEMBERS: &[&str] = &["Plaintext"];
+const SECRET_MEMBERS: &[&str] = &["Plaintext", "SecretData", "SecretValues", "RandomPassword"];
 
 fn success(format: Format, action: &str, mut fields: Fields, request_id: String) -> Response {
     fields.insert("RequestId".into(), Value::String(request_id));

@@ -190,6 +190,10 @@ SDKS = ["old", "tea-acs3", "tea-v2"]
 # (SDK mode, action) of every successful call, for test_zz_coverage.py.
 CALLED = set()
 
+# (SDK mode, action) of every documented refusal of an action that cannot
+# succeed here (RotateSecret on a Generic secret), for test_zz_coverage.py.
+REFUSED = set()
+
 
 def make_sdk(kind, endpoint, **kw):
     if kind == "old":

@@ -1,13 +1,13 @@
 //! Cryptographic primitives for asymmetric, HMAC and SM4 keys (SPEC
 //! section 11), over plain bytes: no `Kms`, no wire layer.
 //!
-//! - [`spec`]: `KeySpec`, `KeyUsage`, `Algorithm` with their wire strings and
+//! - `spec`: `KeySpec`, `KeyUsage`, `Algorithm` with their wire strings and
 //!   the table of valid combinations;
-//! - [`keys`]: RSA, P-256, secp256k1 and SM2 key pairs: generation, PKCS#8
+//! - `keys`: RSA, P-256, secp256k1 and SM2 key pairs: generation, PKCS#8
 //!   for sealed storage, SubjectPublicKeyInfo PEM, sign/verify over a digest,
 //!   encrypt/decrypt;
-//! - [`mac`]: HMAC-SHA-224/256/384/512 and HMAC-SM3;
-//! - [`sm4gcm`]: SM4-GCM with a 96-bit nonce.
+//! - `mac`: HMAC-SHA-224/256/384/512 and HMAC-SM3;
+//! - `sm4gcm`: SM4-GCM with a 96-bit nonce.
 //!
 //! All of it is RustCrypto code; this module chooses parameters, encodings
 //! and error behaviour. Tested against Wycheproof (`tests/wycheproof.rs`) and

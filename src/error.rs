@@ -101,6 +101,10 @@ pub enum Error {
         /// The I/O error's message.
         message: String,
     },
+    /// The store is behind its witness: it lost acknowledged writes, or an
+    /// old copy of it was put back (SPEC section 9). Open it with
+    /// `KmsBuilder::recover_rolled_back` to accept the loss.
+    StoreRolledBack(Cow<'static, str>),
 }
 
 /// The four state-table rejections of SPEC section 2.
@@ -166,7 +170,8 @@ impl Error {
             | Self::CorruptStore(_)
             | Self::Storage(_)
             | Self::InternalFailure
-            | Self::Io { .. } => "InternalFailure",
+            | Self::Io { .. }
+            | Self::StoreRolledBack(_) => "InternalFailure",
             Self::IncompleteSignature(_) => "IncompleteSignature",
             Self::IllegalTimestamp => "IllegalTimestamp",
             Self::SignatureNonceUsed => "SignatureNonceUsed",
@@ -210,7 +215,8 @@ impl Error {
             | Self::CorruptStore(_)
             | Self::Storage(_)
             | Self::InternalFailure
-            | Self::Io { .. } => 500,
+            | Self::Io { .. }
+            | Self::StoreRolledBack(_) => 500,
             Self::ServiceUnavailable => 503,
         }
     }
@@ -284,6 +290,7 @@ impl fmt::Display for Error {
             Self::ServiceUnavailable => f.write_str("The service is temporarily unavailable; retry later."),
             Self::InternalFailure => f.write_str("An internal failure occurred."),
             Self::Io { message, .. } => write!(f, "A stream failed: {message}."),
+            Self::StoreRolledBack(why) => write!(f, "The store was rolled back: {why}."),
         }
     }
 }

@@ -90,14 +90,16 @@ fn unknown_store_format_is_refused() {
     drop(open(dir.path(), &[1; 32]).expect("create store"));
     {
         let raw = SledKeystore::open(dir.path().join("db")).expect("raw");
+        // A store of an unknown format: no sealed head, a format record of 9.
         let mut b = Batch::new();
-        b.put("meta", b"format".to_vec(), 2u32.to_be_bytes().to_vec());
+        b.delete("head", b"store-id".to_vec());
+        b.put("meta", b"format".to_vec(), 9u32.to_be_bytes().to_vec());
         raw.apply(b).expect("apply");
         raw.flush().expect("flush");
     }
     let err = open(dir.path(), &[1; 32]).unwrap_err();
-    assert_eq!(err, localkms::Error::UnsupportedStoreVersion(2));
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert_eq!(err, localkms::Error::UnsupportedStoreVersion(9));
+    assert!(err.to_string().contains("format version 9"), "{err}");
 }
 
 #[test]

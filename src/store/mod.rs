@@ -2,8 +2,8 @@
 //! namespaced records with atomic batches and an explicit flush.
 //!
 //! The library keeps its own record formats above this trait, and seals every
-//! record that holds key material before it reaches a backend, so a backend
-//! never sees a secret in clear. Two backends ship: [`SledKeystore`] (durable,
+//! record before it reaches a backend ([`sealed`]), so a backend never sees a
+//! secret in clear and cannot change a record undetected. Two backends ship: [`SledKeystore`] (durable,
 //! the default) and [`MemoryKeystore`] (ephemeral). [`conformance`] is the suite
 //! any backend must pass.
 
@@ -13,10 +13,18 @@ pub mod conformance;
 mod memory;
 pub(crate) mod record;
 pub(crate) mod seal;
+pub(crate) mod sealed;
 mod sled_store;
+pub(crate) mod verify;
+pub(crate) mod witness;
+
+pub use verify::{Report, RollBack};
 
 pub use memory::MemoryKeystore;
 pub use sled_store::SledKeystore;
+
+/// What [`Keystore::visit_all`] calls on each record: `(ns, id, value)`.
+pub type Visitor<'a> = dyn FnMut(&str, &[u8], &[u8]) -> Result<(), StoreError> + 'a;
 
 /// A record as a scan returns it: `(id, value)`.
 pub type Record = (Vec<u8>, Vec<u8>);
@@ -98,6 +106,12 @@ impl Batch {
         self.ops
     }
 
+    /// The changes, to edit in place (the write path binds material records
+    /// to their key's generation).
+    pub(crate) fn ops_mut(&mut self) -> &mut [Op] {
+        &mut self.ops
+    }
+
     /// True if the batch holds no change.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
@@ -167,6 +181,55 @@ pub trait Keystore: Send + Sync + fmt::Debug {
     /// # Errors
     /// A backend failure.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Calls `visit(ns, id, value)` on every record of every namespace, in
+    /// any order. Verification ([`crate::Kms::verify`]), migration and backup
+    /// read the whole store through it.
+    ///
+    /// The default visits the namespaces the library writes, with
+    /// [`Keystore::scan`]; a backend that can list all of its records should
+    /// do so instead, so a record inserted into an unknown namespace is seen.
+    ///
+    /// # Errors
+    /// A backend failure, or the first error `visit` returns.
+    fn visit_all(&self, visit: &mut Visitor<'_>) -> Result<(), StoreError> {
+        for ns in record::NAMESPACES.iter().copied().chain([record::NS_HEAD]) {
+            for (id, value) in self.scan(ns, Scan::prefix(b""))? {
+                visit(ns, &id, &value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a physical key into `(ns, id)`; `None` if it is not one.
+pub(crate) fn split_physical(key: &[u8]) -> Option<(&str, &[u8])> {
+    let (&len, rest) = key.split_first()?;
+    let len = usize::from(len);
+    if rest.len() < len {
+        return None;
+    }
+    let (ns, id) = rest.split_at(len);
+    Some((std::str::from_utf8(ns).ok()?, id))
+}
+
+/// Visits every `(physical key, value)` pair of a whole-store iterator.
+pub(crate) fn visit_physical<I, E>(
+    iter: I,
+    map_err: impl Fn(E) -> StoreError,
+    visit: &mut Visitor<'_>,
+) -> Result<(), StoreError>
+where
+    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
+{
+    for item in iter {
+        let (k, v) = item.map_err(&map_err)?;
+        let (ns, id) = split_physical(&k).ok_or_else(|| {
+            StoreError::Corrupt("a record key is not a namespace and an id".into())
+        })?;
+        visit(ns, id, &v)?;
+    }
+    Ok(())
 }
 
 /// The physical key of a record: `len(ns) || ns || id`, so that namespaces

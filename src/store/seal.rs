@@ -363,4 +363,27 @@ mod tests {
         }
         assert!(format!("{:?}", key()).contains("REDACTED"));
     }
+
+    #[test]
+    fn hex_text_round_trips_through_from_text() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        let text = RootKey::hex_text(&bytes);
+        assert_eq!(text[64], b'\n');
+        let expect: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&text[..64], expect.as_bytes());
+        let sealed = RootKey::from_bytes(&bytes)
+            .expect("key")
+            .seal("m", b"i", b"x")
+            .expect("seal");
+        let k =
+            RootKey::from_text(std::str::from_utf8(text.as_ref()).expect("ascii")).expect("text");
+        assert!(k.open("m", b"i", &sealed).is_some());
+        let upper = expect.to_uppercase();
+        assert!(
+            RootKey::from_text(&upper)
+                .expect("upper")
+                .open("m", b"i", &sealed)
+                .is_some()
+        );
+    }
 }

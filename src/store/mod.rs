@@ -270,3 +270,95 @@ where
     }
     Ok(out)
 }
+
+/// The store's byte formats as functions, for golden vectors
+/// (`tests/store_format.rs`, docs/FORMAT.md). **Not for use**: fixed nonces
+/// destroy the sealing's security.
+#[doc(hidden)]
+pub mod golden {
+    use crate::error::Result;
+    use crate::store::seal::RootKey;
+    use crate::store::sealed;
+
+    /// The keys derived from `root`: record, digest and witness keys.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn derived_keys(root: &[u8]) -> Result<[[u8; 32]; 3]> {
+        let k = RootKey::from_bytes(root)?;
+        Ok([
+            *crate::store::seal::derive_for_golden(root, "record")?,
+            *k.keys().digest,
+            *k.keys().witness,
+        ])
+    }
+
+    /// Seals a record (format v2) with a caller-chosen nonce.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn seal_record(
+        root: &[u8],
+        store_id: &[u8; 16],
+        ns: &str,
+        id: &[u8],
+        plaintext: &[u8],
+        nonce: [u8; 24],
+    ) -> Result<Vec<u8>> {
+        let k = RootKey::from_bytes(root)?;
+        sealed::seal_record_with_nonce(k.keys(), store_id, ns, id, plaintext, nonce)
+    }
+
+    /// Opens a v2 sealed record; `None` for any failure.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn open_record(
+        root: &[u8],
+        store_id: &[u8; 16],
+        ns: &str,
+        id: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(sealed::open_record(k.keys(), store_id, ns, id, sealed).map(|p| p.to_vec()))
+    }
+
+    /// A record's term of the store digest.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn digest_term(
+        root: &[u8],
+        store_id: &[u8; 16],
+        ns: &str,
+        id: &[u8],
+        sealed: &[u8],
+    ) -> Result<[u8; 32]> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(sealed::digest_term(k.keys(), store_id, ns, id, sealed))
+    }
+
+    /// The head's plaintext.
+    pub fn head(seq: u64, count: u64, digest: [u8; 32]) -> Vec<u8> {
+        sealed::Head {
+            seq,
+            count,
+            digest: sealed::Digest(digest),
+        }
+        .encode()
+    }
+
+    /// One slot of the witness file.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn witness_slot(root: &[u8], store_id: &[u8; 16], seq: u64) -> Result<[u8; 64]> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(crate::store::witness::slot(
+            &k.keys().witness,
+            store_id,
+            seq,
+        ))
+    }
+}

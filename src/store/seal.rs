@@ -67,6 +67,17 @@ pub(crate) struct StoreKeys {
     pub(crate) backup: Zeroizing<[u8; 32]>,
 }
 
+/// A derived key by purpose name, for golden vectors only.
+pub(crate) fn derive_for_golden(root: &[u8], purpose: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let label = match purpose {
+        "record" => LABEL_RECORD,
+        "digest" => LABEL_DIGEST,
+        "witness" => LABEL_WITNESS,
+        _ => LABEL_BACKUP,
+    };
+    derive(root, label)
+}
+
 /// HKDF-SHA256(ikm = root key, salt = none, info = `label`), 32 bytes.
 fn derive(root: &[u8], label: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);

@@ -24,6 +24,34 @@ pub fn run_all(fresh: impl Fn() -> Box<dyn Keystore>) {
     concurrent_batches_are_all_kept(Arc::from(fresh()));
 }
 
+/// `visit_all` visits each record of the library's namespaces exactly once,
+/// with its value, and no deleted record.
+pub fn visit_all_sees_every_record(store: &dyn Keystore) {
+    let mut b = Batch::new();
+    b.put("key", b"k1".to_vec(), b"v1".to_vec());
+    b.put("key", b"k2".to_vec(), b"v2".to_vec());
+    b.put("tag", b"k1/t".to_vec(), b"".to_vec());
+    b.put("meta", b"m".to_vec(), vec![0xff; 3]);
+    b.put("material", b"gone".to_vec(), b"x".to_vec());
+    b.delete("material", b"gone".to_vec());
+    store.apply(b).expect("apply");
+    let mut seen = Vec::new();
+    store
+        .visit_all(&mut |ns, id, v| {
+            seen.push((ns.to_owned(), id.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .expect("visit_all");
+    seen.sort();
+    let expect = vec![
+        ("key".to_owned(), b"k1".to_vec(), b"v1".to_vec()),
+        ("key".to_owned(), b"k2".to_vec(), b"v2".to_vec()),
+        ("meta".to_owned(), b"m".to_vec(), vec![0xff; 3]),
+        ("tag".to_owned(), b"k1/t".to_vec(), Vec::new()),
+    ];
+    assert_eq!(seen, expect);
+}
+
 /// One check of one store.
 pub type Check = fn(&dyn Keystore);
 
@@ -38,6 +66,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("scan order, prefix, cursor, skip, limit", scan_selects),
     ("empty and binary ids and values", binary_ids_and_values),
     ("flush succeeds", flush_succeeds),
+    (
+        "visit_all sees every record once",
+        visit_all_sees_every_record,
+    ),
 ];
 
 fn put(store: &dyn Keystore, ns: &'static str, id: &[u8], value: &[u8]) {

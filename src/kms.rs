@@ -139,6 +139,8 @@ pub struct KmsBuilder {
     witness: WitnessChoice,
     recover_rolled_back: bool,
     verify_on_open: bool,
+    /// A backup to restore into the (empty) store at build.
+    restore: Option<Vec<u8>>,
     /// Set by `insecure_deterministic` (feature `test-util` only).
     pub(crate) deterministic_seed: Option<u64>,
 }
@@ -269,6 +271,21 @@ impl KmsBuilder {
         self
     }
 
+    /// Restores the backup read from `reader` ([`Kms::backup`]) into the
+    /// store at build. The store must hold no record (a root key file may
+    /// exist); the backup must be whole, unchanged and of this root key. It
+    /// is checked completely before anything is written, and written in one
+    /// atomic batch; it keeps the backup's store id. A witness at the
+    /// store's witness path is replaced.
+    pub fn restore(mut self, mut reader: impl std::io::Read) -> Self {
+        let mut bytes = Vec::new();
+        match reader.read_to_end(&mut bytes) {
+            Ok(_) => self.restore = Some(bytes),
+            Err(e) => self.root_error = Some(Error::from(e)),
+        }
+        self
+    }
+
     /// Opens the store and checks the root key against it.
     ///
     /// # Errors
@@ -314,6 +331,7 @@ impl KmsBuilder {
                 // sled recovers a damaged log to its last intact entry; when
                 // nothing is left, say so rather than start a new store.
                 if existed
+                    && self.restore.is_none()
                     && store.get(NS_META, META_FORMAT)?.is_none()
                     && store.get(NS_HEAD, HEAD_STORE_ID)?.is_none()
                 {
@@ -326,9 +344,19 @@ impl KmsBuilder {
             StoreChoice::Memory => Box::new(MemoryKeystore::new()),
             StoreChoice::Custom(s) => s,
         };
+        if let Some(bytes) = &self.restore {
+            crate::store::backup::restore(store.as_ref(), &root, bytes)?;
+            if let Some(w) = &witness {
+                match std::fs::remove_file(w) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
         let opts = OpenOptions {
             witness,
             recover_rolled_back: self.recover_rolled_back,
+            restored: self.restore.is_some(),
         };
         let mut kms = Kms::from_parts(store, root, self.clock, self.config, &opts)?;
         let next_seq = kms.lock_writer()?.next_seq;
@@ -447,6 +475,7 @@ impl Kms {
             witness: WitnessChoice::Default,
             recover_rolled_back: false,
             verify_on_open: false,
+            restore: None,
             deterministic_seed: None,
         }
     }
@@ -478,6 +507,23 @@ impl Kms {
             toolkit: Default::default(),
             rolled_back: opened.rolled_back,
         })
+    }
+
+    /// Writes a consistent snapshot of the store to `writer` (format in
+    /// docs/FORMAT.md, "Backup"): the sealed records as stored, under a MAC
+    /// of a key derived from the root key. Writes wait while the snapshot is
+    /// taken. Restore it with [`KmsBuilder::restore`].
+    ///
+    /// # Errors
+    /// A keystore failure, or [`Error::Io`] when `writer` fails.
+    pub fn backup(&self, mut writer: impl std::io::Write) -> Result<crate::store::BackupInfo> {
+        let (bytes, info) = {
+            let _writer = self.lock_writer()?;
+            self.store.backup()?
+        };
+        writer.write_all(&bytes)?;
+        writer.flush()?;
+        Ok(info)
     }
 
     /// Checks the whole store (SPEC section 9): every record opens, the

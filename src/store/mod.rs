@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+pub(crate) mod backup;
 pub mod conformance;
 mod memory;
 pub(crate) mod record;
@@ -18,6 +19,7 @@ mod sled_store;
 pub(crate) mod verify;
 pub(crate) mod witness;
 
+pub use backup::BackupInfo;
 pub use verify::{Report, RollBack};
 
 pub use memory::MemoryKeystore;
@@ -347,6 +349,16 @@ pub mod golden {
             digest: sealed::Digest(digest),
         }
         .encode()
+    }
+
+    /// Checks a backup completely (nothing is written); returns how many
+    /// records it holds.
+    ///
+    /// # Errors
+    /// As [`crate::KmsBuilder::restore`].
+    pub fn check_backup(root: &[u8], bytes: &[u8]) -> Result<usize> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(crate::store::backup::check(&k, bytes)?.ops().len())
     }
 
     /// One slot of the witness file.

@@ -63,7 +63,6 @@ pub(crate) struct StoreKeys {
     /// The HMAC-SHA256 key of the witness.
     pub(crate) witness: Zeroizing<[u8; 32]>,
     /// The HMAC-SHA256 key of a backup's MAC.
-    #[allow(dead_code)] // for backups
     pub(crate) backup: Zeroizing<[u8; 32]>,
 }
 

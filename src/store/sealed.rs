@@ -227,6 +227,8 @@ pub(crate) struct OpenOptions {
     pub(crate) witness: Option<PathBuf>,
     /// Open a store whose head is behind its witness, accepting the loss.
     pub(crate) recover_rolled_back: bool,
+    /// The store was just restored from a backup: its witness starts anew.
+    pub(crate) restored: bool,
 }
 
 /// What opening found.
@@ -374,7 +376,7 @@ impl SealedStore {
                 WitnessState::At(_) => None,
                 // A new or just migrated store, or one that crashed before
                 // its first witness was written, has nothing to lose.
-                WitnessState::Missing if head.seq <= 1 => None,
+                WitnessState::Missing if head.seq <= 1 || opts.restored => None,
                 WitnessState::Missing | WitnessState::Foreign => {
                     Some(rolled_back(path, head.seq, None))
                 }
@@ -412,10 +414,26 @@ impl SealedStore {
         self.seq.load(Ordering::Acquire)
     }
 
-    /// The store's id.
-    #[allow(dead_code)] // for backups
-    pub(crate) fn store_id(&self) -> &StoreId {
-        &self.store_id
+    /// A backup of every record as stored, taken while no commit runs.
+    pub(crate) fn backup(&self) -> Result<(Vec<u8>, super::BackupInfo)> {
+        let _commit = self
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
+        let mut records = Vec::new();
+        self.inner.visit_all(&mut |ns, id, v| {
+            records.push((ns.to_owned(), id.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        let n = records.len() as u64;
+        let seq = self.seq();
+        let bytes = super::backup::encode(&self.root, &self.store_id, seq, records)?;
+        let info = super::BackupInfo {
+            seq,
+            records: n,
+            bytes: bytes.len() as u64,
+        };
+        Ok((bytes, info))
     }
 
     fn keys(&self) -> &StoreKeys {

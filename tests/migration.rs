@@ -157,3 +157,90 @@ fn a_first_format_store_is_migrated_and_its_blobs_decrypt() {
         text.as_bytes()
     );
 }
+
+/// The child of the crash test: opens (so migrates) the store in
+/// `LOCALKMS_MIGRATE_DIR`, announcing it first.
+#[test]
+fn migrate_child() {
+    let Some(dir) = std::env::var_os("LOCALKMS_MIGRATE_DIR") else {
+        return;
+    };
+    println!("opening");
+    let kms = open(Path::new(&dir), &ManualClock::new(T0)).expect("migrate");
+    drop(kms);
+    println!("done");
+}
+
+/// SIGKILL during migration, at random moments: the store always opens
+/// afterwards (migrated or not yet), verifies and decrypts its blobs.
+/// `LOCALKMS_CRASH_ROUNDS` sets the number of rounds (default 10).
+#[test]
+fn a_kill_during_migration_leaves_a_store_that_opens() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Command, Stdio};
+    let rounds: u32 = std::env::var("LOCALKMS_CRASH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let fx = fixture();
+    let ctx = EncryptionContext::from_json(r#"{"purpose":"fixture"}"#).expect("ctx");
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).expect("random");
+    let mut rng = u64::from_le_bytes(seed);
+    eprintln!("seed {rng}");
+    let (mut migrated, mut not_yet) = (0, 0);
+    for round in 0..rounds {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/first-format/store"),
+            &dir,
+        );
+        let mut child = Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "--exact",
+                "migrate_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("LOCALKMS_MIGRATE_DIR", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        while let Some(Ok(l)) = lines.next() {
+            if l.ends_with("opening") {
+                break;
+            }
+        }
+        // A random moment: spin, do not sleep.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        for _ in 0..rng % 12_000_000 {
+            std::hint::spin_loop();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let raw = SledKeystore::open(dir.join("db")).expect("raw");
+        let done = raw.get("head", b"store-id").expect("get").is_some();
+        drop(raw);
+        if done {
+            migrated += 1;
+        } else {
+            not_yet += 1;
+        }
+        let kms = open(&dir, &ManualClock::new(T0))
+            .unwrap_or_else(|e| panic!("round {round}: the store does not open: {e}"));
+        let r = kms.verify().expect("verify");
+        assert!(r.is_ok(), "round {round}: {r}");
+        let (key_id, text, blob) = &fx.blobs[0];
+        let d = kms.decrypt(blob, &ctx).expect("decrypt");
+        assert_eq!(
+            (&d.key_id, d.plaintext.expose_secret()),
+            (key_id, text.as_bytes())
+        );
+    }
+    eprintln!("{rounds} rounds: killed after migration {migrated}, before {not_yet}");
+}

@@ -6,9 +6,16 @@
 //! counts), and two threads would spend their time passing those lines
 //! between cores. Here each thread reads its own shard, which holds its own
 //! copy of each entry (with its own ciphers), so threads on different shards
-//! share no line that they write. Writers, which hold the writer lock, update
-//! or remove a key in every shard, so no shard ever holds a changed or
-//! deleted key after the change.
+//! share no line that they write. Writers update or remove a key in every
+//! shard, so no shard ever holds a changed or deleted key after the change.
+//!
+//! Every slot carries the commit sequence of what it knows about its key
+//! (the commit that wrote the record, or the last commit before it was
+//! read), also when the slot is empty because the key changed or went away.
+//! A fill with a record read before that sequence is refused: a reader that
+//! loaded a record and was overtaken by a writer before it filled the cache
+//! cannot put the older record back (issue 13, finding 7.1). This holds
+//! whatever lock the writers take.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -67,10 +74,19 @@ impl Hasher for IdHasher {
 /// Shards per cache: threads are spread over them round-robin.
 const SHARDS: usize = 8;
 
+/// What a shard knows of one key: the commit sequence of that knowledge, and
+/// the entry, unless the key changed or went away since (then the next
+/// reader loads it).
+#[derive(Clone)]
+struct Slot {
+    seq: u64,
+    entry: Option<Arc<KeyEntry>>,
+}
+
 /// One shard, aligned so that no two shards share a cache line.
 #[repr(align(128))]
 #[derive(Default)]
-struct Shard(RwLock<IdMap<Arc<KeyEntry>>>);
+struct Shard(RwLock<IdMap<Slot>>);
 
 /// The sharded key cache.
 pub(crate) struct KeyCache {
@@ -94,7 +110,7 @@ impl KeyCache {
         }
     }
 
-    fn mine(&self) -> &RwLock<IdMap<Arc<KeyEntry>>> {
+    fn mine(&self) -> &RwLock<IdMap<Slot>> {
         // safe: shard_index() < SHARDS == self.shards.len()
         &self.shards[shard_index() % self.shards.len()].0
     }
@@ -106,44 +122,140 @@ impl KeyCache {
             .read()
             .map_err(|_| Error::InternalFailure)?
             .get(key_id)
-            .cloned())
+            .and_then(|s| s.entry.clone()))
     }
 
-    /// The calling thread's entry for `record` (read from the store under the
-    /// writer lock): the cached one if it holds this record, else a new one.
-    pub(crate) fn fill(&self, record: KeyRecord) -> Result<Arc<KeyEntry>> {
+    /// The calling thread's entry for `record`, read from the store when the
+    /// last commit was `seq`: the cached one if it is as new, else a new one,
+    /// cached unless the shard knows of a later change to the key (then the
+    /// record is returned for this call only, and never cached).
+    pub(crate) fn fill(&self, record: KeyRecord, seq: u64) -> Result<Arc<KeyEntry>> {
         let mut shard = self.mine().write().map_err(|_| Error::InternalFailure)?;
-        if let Some(e) = shard.get(&record.key_id)
-            && e.record == record
-        {
-            return Ok(Arc::clone(e));
+        match shard.get(&record.key_id) {
+            Some(Slot {
+                entry: Some(e),
+                seq: known,
+            }) if *known >= seq || e.record == record => return Ok(Arc::clone(e)),
+            Some(Slot { seq: known, .. }) if *known > seq => return Ok(KeyEntry::new(record)),
+            _ => {}
         }
         let entry = KeyEntry::new(record);
-        shard.insert(entry.record.key_id.clone(), Arc::clone(&entry));
+        shard.insert(
+            entry.record.key_id.clone(),
+            Slot {
+                seq,
+                entry: Some(Arc::clone(&entry)),
+            },
+        );
         Ok(entry)
     }
 
-    /// A key changed (the caller holds the writer lock): every shard drops
-    /// its old entry, with its ciphers; the calling thread's shard gets the
+    /// A key changed in commit `seq`: every shard drops its old entry, with
+    /// its ciphers, and remembers `seq`; the calling thread's shard gets the
     /// new record, the others load it when they next need it.
-    pub(crate) fn update(&self, record: KeyRecord) -> Result<()> {
-        self.remove(&record.key_id)?;
-        self.mine()
-            .write()
-            .map_err(|_| Error::InternalFailure)?
-            .insert(record.key_id.clone(), KeyEntry::new(record));
+    pub(crate) fn update(&self, record: KeyRecord, seq: u64) -> Result<()> {
+        self.remove(&record.key_id, seq)?;
+        let mut shard = self.mine().write().map_err(|_| Error::InternalFailure)?;
+        if shard.get(&record.key_id).is_some_and(|s| s.seq > seq) {
+            return Ok(());
+        }
+        shard.insert(
+            record.key_id.clone(),
+            Slot {
+                seq,
+                entry: Some(KeyEntry::new(record)),
+            },
+        );
         Ok(())
     }
 
-    /// A key is gone (the caller holds the writer lock): every shard drops it.
-    pub(crate) fn remove(&self, key_id: &str) -> Result<()> {
+    /// A key is gone in commit `seq`: every shard drops it and remembers
+    /// `seq`, so an older fill cannot bring it back.
+    pub(crate) fn remove(&self, key_id: &str, seq: u64) -> Result<()> {
         for shard in &self.shards {
-            shard
-                .0
-                .write()
-                .map_err(|_| Error::InternalFailure)?
-                .remove(key_id);
+            let mut shard = shard.0.write().map_err(|_| Error::InternalFailure)?;
+            match shard.get_mut(key_id) {
+                Some(slot) if slot.seq > seq => {}
+                Some(slot) => {
+                    *slot = Slot { seq, entry: None };
+                }
+                None => {
+                    shard.insert(key_id.to_owned(), Slot { seq, entry: None });
+                }
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
+
+    fn record(state: KeyState) -> KeyRecord {
+        KeyRecord {
+            key_id: "k".into(),
+            seq: 0,
+            created: 0,
+            description: String::new(),
+            state,
+            usage: KeyUsage::EncryptDecrypt,
+            spec: KeySpec::Aes256,
+            origin: Origin::AliyunKms,
+            protection: ProtectionLevel::Software,
+            delete_date: None,
+            material_expire: None,
+            versions: Vec::new(),
+            automatic_rotation: false,
+            rotation_interval: None,
+            last_rotation: None,
+            next_rotation: None,
+            material_fingerprint: None,
+            material_deleted: false,
+            generation: 0,
+        }
+    }
+
+    /// Finding 7.1: a reader loads the Enabled record (commit 3), a writer on
+    /// another thread commits DisableKey (commit 4) before the reader fills
+    /// the cache. The reader's fill must not cache the Enabled record.
+    #[test]
+    fn a_fill_older_than_a_change_on_another_thread_is_not_cached() {
+        let cache = Arc::new(KeyCache::new());
+        let enabled = record(KeyState::Enabled);
+        let writer = {
+            let cache = Arc::clone(&cache);
+            std::thread::spawn(move || cache.update(record(KeyState::Disabled), 4))
+        };
+        writer.join().expect("writer").expect("update");
+        let got = cache.fill(enabled, 3).expect("fill");
+        assert_eq!(got.record.state, KeyState::Enabled, "this call's own read");
+        assert!(
+            cache.get("k").expect("get").is_none(),
+            "the stale Enabled record must not be cached"
+        );
+        // A read after the change is cached.
+        let now = cache.fill(record(KeyState::Disabled), 4).expect("fill");
+        assert_eq!(now.record.state, KeyState::Disabled);
+        assert_eq!(
+            cache.get("k").expect("get").map(|e| e.record.state),
+            Some(KeyState::Disabled)
+        );
+        // And an older one does not replace it.
+        let old = cache.fill(record(KeyState::Enabled), 2).expect("fill");
+        assert_eq!(old.record.state, KeyState::Disabled);
+    }
+
+    #[test]
+    fn a_removed_key_is_not_brought_back_by_an_older_fill() {
+        let cache = KeyCache::new();
+        cache.fill(record(KeyState::Enabled), 1).expect("fill");
+        cache.remove("k", 5).expect("remove");
+        cache.fill(record(KeyState::Enabled), 4).expect("fill");
+        assert!(cache.get("k").expect("get").is_none());
+        // An update older than the removal is ignored too.
+        cache.update(record(KeyState::Enabled), 3).expect("update");
+        assert!(cache.get("k").expect("get").is_none());
     }
 }

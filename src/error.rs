@@ -111,6 +111,10 @@ pub enum Error {
     /// deletion, RestoreSecret of a live secret, DisableKey of the secrets
     /// manager's default key): `Rejected.ResourceInUse`. Carries why.
     ResourceInUse(String),
+    /// The store is behind its witness: it lost acknowledged writes, or an
+    /// old copy of it was put back (SPEC section 9). Open it with
+    /// `KmsBuilder::recover_rolled_back` to accept the loss.
+    StoreRolledBack(Cow<'static, str>),
 }
 
 /// The four state-table rejections of SPEC section 2.
@@ -176,7 +180,8 @@ impl Error {
             | Self::CorruptStore(_)
             | Self::Storage(_)
             | Self::InternalFailure
-            | Self::Io { .. } => "InternalFailure",
+            | Self::Io { .. }
+            | Self::StoreRolledBack(_) => "InternalFailure",
             Self::IncompleteSignature(_) => "IncompleteSignature",
             Self::IllegalTimestamp => "IllegalTimestamp",
             Self::SignatureNonceUsed => "SignatureNonceUsed",
@@ -223,7 +228,8 @@ impl Error {
             | Self::CorruptStore(_)
             | Self::Storage(_)
             | Self::InternalFailure
-            | Self::Io { .. } => 500,
+            | Self::Io { .. }
+            | Self::StoreRolledBack(_) => 500,
             Self::ServiceUnavailable => 503,
             Self::ResourceNotFound(_) => 404,
             Self::ResourceExists(_) | Self::ResourceInUse(_) => 409,
@@ -302,6 +308,7 @@ impl fmt::Display for Error {
             Self::ResourceNotFound(what) => write!(f, "The specified resource {what} is not found."),
             Self::ResourceExists(what) => write!(f, "The specified resource {what} already exists."),
             Self::ResourceInUse(why) => write!(f, "The resource is in use: {why}."),
+            Self::StoreRolledBack(why) => write!(f, "The store was rolled back: {why}."),
         }
     }
 }

@@ -13,11 +13,12 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::secret::KeyMaterial;
 use crate::store::record::{
-    Counters, KeyRecord, META_COUNTERS, META_FORMAT, META_ROOT_CHECK, NS_KEY, NS_KEY_ORDER,
-    NS_MATERIAL, NS_META, ROOT_CHECK_PLAINTEXT, STORE_FORMAT, material_id,
+    Counters, HEAD_STORE_ID, KeyRecord, META_COUNTERS, META_FORMAT, NS_HEAD, NS_KEY, NS_KEY_ORDER,
+    NS_MATERIAL, NS_META, material_id,
 };
 use crate::store::seal::RootKey;
-use crate::store::{Batch, Keystore, MemoryKeystore, Scan, SledKeystore};
+use crate::store::sealed::{OpenOptions, SealedStore};
+use crate::store::{Batch, Keystore, MemoryKeystore, Op, Report, RollBack, SledKeystore};
 
 /// The default region id.
 pub const DEFAULT_REGION_ID: &str = "cn-hangzhou";
@@ -25,6 +26,8 @@ pub const DEFAULT_REGION_ID: &str = "cn-hangzhou";
 pub const DEFAULT_ACCOUNT_ID: &str = "1234567890123456";
 /// The root key file that [`Kms::open`] keeps beside its store.
 pub const ROOT_KEY_FILE: &str = "root.key";
+/// The witness file a sled store keeps in its directory by default.
+pub const WITNESS_FILE: &str = "store.witness";
 
 /// When a mutating call's changes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -71,8 +74,9 @@ impl Default for Config {
 /// # Ok::<(), localkms::Error>(())
 /// ```
 pub struct Kms {
-    pub(crate) store: Box<dyn Keystore>,
-    pub(crate) root: RootKey,
+    /// The sealed store: every record sealed, covered by the head.
+    pub(crate) store: SealedStore,
+    pub(crate) root: Arc<RootKey>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
     /// Serializes every write, and holds the counters they change.
@@ -80,6 +84,8 @@ pub struct Kms {
     pub(crate) cache: crate::cache::KeyCache,
     /// Random source, fault rules and audit sink (src/testkit/).
     pub(crate) toolkit: instrument::Toolkit,
+    /// A loss accepted at open (`recover_rolled_back`), for [`Kms::verify`].
+    rolled_back: Option<RollBack>,
 }
 
 impl fmt::Debug for Kms {
@@ -130,8 +136,22 @@ pub struct KmsBuilder {
     root_error: Option<Error>,
     clock: Arc<dyn Clock>,
     config: Config,
+    witness: WitnessChoice,
+    recover_rolled_back: bool,
+    verify_on_open: bool,
+    /// A backup to restore into the (empty) store at build.
+    restore: Option<Vec<u8>>,
     /// Set by `insecure_deterministic` (feature `test-util` only).
     pub(crate) deterministic_seed: Option<u64>,
+}
+
+/// Where the witness is kept.
+#[derive(Debug, Clone)]
+enum WitnessChoice {
+    /// `store.witness` in a sled store's directory; none for other stores.
+    Default,
+    Path(PathBuf),
+    Off,
 }
 
 impl KmsBuilder {
@@ -220,14 +240,64 @@ impl KmsBuilder {
         self
     }
 
+    /// Keeps the witness (SPEC section 9) in `path` instead of the store's
+    /// directory: on other media, beside the root key, it also catches an old
+    /// copy of the whole store directory put back. Any backend can have one.
+    pub fn witness_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.witness = WitnessChoice::Path(path.into());
+        self
+    }
+
+    /// No witness: a sled store that loses its last writes (or is replaced by
+    /// an old copy) is then not detected at open.
+    pub fn without_witness(mut self) -> Self {
+        self.witness = WitnessChoice::Off;
+        self
+    }
+
+    /// For an operator who accepts the loss: opens a store whose head is
+    /// behind its witness (or whose witness is missing or damaged) instead
+    /// of refusing it with [`Error::StoreRolledBack`]. The witness is reset
+    /// to the store, and [`Kms::verify`] reports what was lost.
+    pub fn recover_rolled_back(mut self, recover: bool) -> Self {
+        self.recover_rolled_back = recover;
+        self
+    }
+
+    /// Runs [`Kms::verify`] at open and refuses a store that fails it with
+    /// [`Error::CorruptStore`]. It reads every record: for small stores.
+    pub fn verify_on_open(mut self, verify: bool) -> Self {
+        self.verify_on_open = verify;
+        self
+    }
+
+    /// Restores the backup read from `reader` ([`Kms::backup`]) into the
+    /// store at build. The store must hold no record (a root key file may
+    /// exist); the backup must be whole, unchanged and of this root key. It
+    /// is checked completely before anything is written, and written in one
+    /// atomic batch; it keeps the backup's store id. A witness at the
+    /// store's witness path is replaced.
+    pub fn restore(mut self, mut reader: impl std::io::Read) -> Self {
+        let mut bytes = Vec::new();
+        match reader.read_to_end(&mut bytes) {
+            Ok(_) => self.restore = Some(bytes),
+            Err(e) => self.root_error = Some(Error::from(e)),
+        }
+        self
+    }
+
     /// Opens the store and checks the root key against it.
     ///
     /// # Errors
     /// [`Error::InvalidRootKey`] for an unusable root key (or none given for a
-    /// persistent store), [`Error::WrongRootKey`] when it does not open the
-    /// store, [`Error::UnsupportedStoreVersion`], [`Error::StoreLocked`] when
-    /// another process holds the store, [`Error::Storage`] otherwise. A failed
-    /// build changes nothing in the store.
+    /// persistent store, or a key file open to group or others),
+    /// [`Error::WrongRootKey`] when it does not open the store,
+    /// [`Error::UnsupportedStoreVersion`], [`Error::StoreLocked`] when
+    /// another process holds the store, [`Error::StoreRolledBack`] when the
+    /// store is behind its witness, [`Error::CorruptStore`] when the head
+    /// does not open (or `verify_on_open` fails), [`Error::Storage`]
+    /// otherwise. A failed build changes nothing in the store's records. A
+    /// first-format store is migrated in place, in one atomic batch.
     pub fn build(self) -> Result<Kms> {
         if let Some(e) = self.root_error {
             return Err(e);
@@ -246,14 +316,25 @@ impl KmsBuilder {
                 }
             },
         };
+        let mut witness = match &self.witness {
+            WitnessChoice::Path(p) => Some(p.clone()),
+            WitnessChoice::Default | WitnessChoice::Off => None,
+        };
         let store: Box<dyn Keystore> = match self.store {
             StoreChoice::Sled(dir) => {
                 create_private_dir(&dir)?;
+                if matches!(self.witness, WitnessChoice::Default) {
+                    witness = Some(dir.join(WITNESS_FILE));
+                }
                 let existed = dir.join("db").exists();
                 let store = SledKeystore::open(dir.join("db"))?;
                 // sled recovers a damaged log to its last intact entry; when
                 // nothing is left, say so rather than start a new store.
-                if existed && store.get(NS_META, META_FORMAT)?.is_none() {
+                if existed
+                    && self.restore.is_none()
+                    && store.get(NS_META, META_FORMAT)?.is_none()
+                    && store.get(NS_HEAD, HEAD_STORE_ID)?.is_none()
+                {
                     return Err(Error::CorruptStore(
                         "the store's files exist but hold no format record (damaged or truncated; a store whose creation was interrupted can be removed)".into(),
                     ));
@@ -263,14 +344,37 @@ impl KmsBuilder {
             StoreChoice::Memory => Box::new(MemoryKeystore::new()),
             StoreChoice::Custom(s) => s,
         };
-        let mut kms = Kms::from_parts(store, root, self.clock, self.config)?;
+        if let Some(bytes) = &self.restore {
+            crate::store::backup::restore(store.as_ref(), &root, bytes)?;
+            if let Some(w) = &witness {
+                match std::fs::remove_file(w) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
+        }
+        let opts = OpenOptions {
+            witness,
+            recover_rolled_back: self.recover_rolled_back,
+            restored: self.restore.is_some(),
+        };
+        let mut kms = Kms::from_parts(store, root, self.clock, self.config, &opts)?;
         let next_seq = kms.lock_writer()?.next_seq;
         kms.toolkit.rng = crate::rng::Rng::new(self.deterministic_seed, next_seq);
+        if self.verify_on_open {
+            let report = kms.verify()?;
+            if !report.is_ok() {
+                return Err(Error::CorruptStore(
+                    format!("verify at open: {report}").into(),
+                ));
+            }
+        }
         Ok(kms)
     }
 }
 
-/// Creates `dir` with mode 0700 if it is missing.
+/// Creates `dir` with mode 0700 if it is missing, and makes it 0700 if it
+/// exists.
 fn create_private_dir(dir: &Path) -> Result<()> {
     let io = |e: std::io::Error| {
         Error::Storage(crate::store::StoreError::Io(format!(
@@ -284,6 +388,14 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
         b.create(dir).map_err(io)?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+        }
     }
     Ok(())
 }
@@ -302,9 +414,8 @@ fn root_key_beside(dir: &Path) -> Result<RootKey> {
         ));
     }
     let (key, bytes) = RootKey::generate()?;
-    let mut hex = zeroize::Zeroizing::new([b'\n'; 65]);
-    base16ct::lower::encode(&bytes[..], &mut hex[..64]).map_err(|_| Error::InternalFailure)?;
-    write_private_file(&path, &hex[..]).map_err(|e| {
+    let hex = RootKey::hex_text(&bytes);
+    write_private_file(&path, hex.as_ref()).map_err(|e| {
         Error::InvalidRootKey(format!("cannot write {}: {e}", path.display()).into())
     })?;
     Ok(key)
@@ -361,6 +472,10 @@ impl Kms {
             root_error: None,
             clock: Arc::new(SystemClock),
             config: Config::default(),
+            witness: WitnessChoice::Default,
+            recover_rolled_back: false,
+            verify_on_open: false,
+            restore: None,
             deterministic_seed: None,
         }
     }
@@ -370,59 +485,18 @@ impl Kms {
         root: RootKey,
         clock: Arc<dyn Clock>,
         config: Config,
+        opts: &OpenOptions,
     ) -> Result<Self> {
-        let format = store.get(NS_META, META_FORMAT)?;
-        let counters = match format {
-            None => {
-                // A new store: record the format and the root key check.
-                if !store
-                    .scan(
-                        NS_KEY,
-                        Scan {
-                            limit: 1,
-                            ..Scan::prefix(b"")
-                        },
-                    )?
-                    .is_empty()
-                {
-                    return Err(Error::CorruptStore(
-                        "the store has keys but no format record".into(),
-                    ));
-                }
-                let mut b = Batch::new();
-                b.put(NS_META, META_FORMAT, STORE_FORMAT.to_be_bytes().to_vec());
-                b.put(
-                    NS_META,
-                    META_ROOT_CHECK,
-                    root.seal(NS_META, META_ROOT_CHECK, ROOT_CHECK_PLAINTEXT)?,
-                );
-                b.put(NS_META, META_COUNTERS, Counters::default().encode());
-                store.apply(b)?;
-                store.flush()?;
-                Counters::default()
-            }
-            Some(v) => {
-                let version = <[u8; 4]>::try_from(v.as_slice())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| {
-                        Error::CorruptStore("format record has the wrong length".into())
-                    })?;
-                if version != STORE_FORMAT {
-                    return Err(Error::UnsupportedStoreVersion(version));
-                }
-                let check = store.get(NS_META, META_ROOT_CHECK)?.ok_or_else(|| {
-                    Error::CorruptStore("root key check record is missing".into())
-                })?;
-                match root.open(NS_META, META_ROOT_CHECK, &check) {
-                    Some(p) if p.as_slice() == ROOT_CHECK_PLAINTEXT => {}
-                    _ => return Err(Error::WrongRootKey),
-                }
-                let c = store
-                    .get(NS_META, META_COUNTERS)?
-                    .ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?;
-                Counters::decode(&c)?
-            }
-        };
+        let root = Arc::new(root);
+        let (store, opened) = SealedStore::open(store, Arc::clone(&root), opts, || {
+            let mut b = Batch::new();
+            b.put(NS_META, META_COUNTERS, Counters::default().encode());
+            Ok(b)
+        })?;
+        let c = store
+            .get(NS_META, META_COUNTERS)?
+            .ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?;
+        let counters = Counters::decode(&c)?;
         Ok(Self {
             store,
             root,
@@ -431,7 +505,81 @@ impl Kms {
             writer: Mutex::new(counters),
             cache: crate::cache::KeyCache::new(),
             toolkit: Default::default(),
+            rolled_back: opened.rolled_back,
         })
+    }
+
+    /// Writes a consistent snapshot of the store to `writer` (format in
+    /// docs/FORMAT.md, "Backup"): the sealed records as stored, under a MAC
+    /// of a key derived from the root key. Writes wait while the snapshot is
+    /// taken. Restore it with [`KmsBuilder::restore`].
+    ///
+    /// # Errors
+    /// A keystore failure, or [`Error::Io`] when `writer` fails.
+    pub fn backup(&self, mut writer: impl std::io::Write) -> Result<crate::store::BackupInfo> {
+        let (bytes, info) = {
+            let _writer = self.lock_writer()?;
+            self.store.backup()?
+        };
+        writer.write_all(&bytes)?;
+        writer.flush()?;
+        Ok(info)
+    }
+
+    /// Checks the whole store (SPEC section 9): every record opens, the
+    /// records' digest matches the head, and every key's material is there
+    /// in the key's generation. Writes wait while it runs. A forged, changed
+    /// or copied record is named; a replayed, deleted or inserted one shows
+    /// as a digest mismatch. A loss accepted at open with
+    /// [`KmsBuilder::recover_rolled_back`] is reported too.
+    ///
+    /// # Errors
+    /// A keystore failure. Findings are in the [`Report`], not errors.
+    pub fn verify(&self) -> Result<Report> {
+        let _writer = self.lock_writer()?;
+        let mut report = self.store.verify()?;
+        report.rolled_back = self.rolled_back;
+        if report.unreadable.is_empty() {
+            self.verify_materials(&mut report)?;
+        }
+        Ok(report)
+    }
+
+    /// Every version of every key with material has its material record, of
+    /// the key's generation.
+    fn verify_materials(&self, report: &mut Report) -> Result<()> {
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.store.scan(
+                NS_KEY,
+                crate::store::Scan {
+                    after: after.as_deref(),
+                    limit: 256,
+                    ..crate::store::Scan::prefix(b"")
+                },
+            )?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            for (_, bytes) in &page {
+                let record = match KeyRecord::decode(bytes) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        report.problems.push(e.to_string());
+                        continue;
+                    }
+                };
+                if !record.has_material() {
+                    continue;
+                }
+                for v in &record.versions {
+                    if let Err(e) = self.open_material(&record, &v.id) {
+                        report.problems.push(e.to_string());
+                    }
+                }
+            }
+        }
     }
 
     /// The configuration.
@@ -477,7 +625,53 @@ impl Kms {
         KeyRecord::decode(&bytes)
     }
 
-    /// Seals `material` as version `version_id` of `key_id` into `batch`.
+    /// The material of version `version_id` of `record`: refused unless it is
+    /// of the record's generation (an old copy put back is not).
+    ///
+    /// # Errors
+    /// [`Error::CorruptStore`] when it is missing, does not open, or is of
+    /// another generation.
+    pub(crate) fn open_material(
+        &self,
+        record: &KeyRecord,
+        version_id: &str,
+    ) -> Result<KeyMaterial> {
+        let key_id = record.key_id.as_str();
+        let id = material_id(key_id, version_id);
+        let value = self.store.get(NS_MATERIAL, &id)?.ok_or_else(|| {
+            Error::CorruptStore(
+                format!("material of {key_id} version {version_id} is missing").into(),
+            )
+        })?;
+        let (generation, sealed) = value.split_at_checked(8).ok_or_else(|| {
+            Error::CorruptStore(
+                format!("material of {key_id} version {version_id} is too short").into(),
+            )
+        })?;
+        let generation =
+            u64::from_be_bytes(generation.try_into().map_err(|_| Error::InternalFailure)?);
+        if generation != record.generation {
+            return Err(Error::CorruptStore(
+                format!(
+                    "material of {key_id} version {version_id} is of generation {generation}, the key of {} (an old copy)",
+                    record.generation
+                )
+                .into(),
+            ));
+        }
+        self.root
+            .open(NS_MATERIAL, &id, sealed)
+            .and_then(|m| KeyMaterial::from_slice(&m))
+            .ok_or_else(|| {
+                Error::CorruptStore(
+                    format!("material of {key_id} version {version_id} does not open").into(),
+                )
+            })
+    }
+
+    /// Seals `material` as version `version_id` of `key_id` into `batch`. The
+    /// commit that writes it binds it to the key's generation
+    /// ([`Kms::commit`]).
     pub(crate) fn put_material(
         &self,
         batch: &mut Batch,
@@ -535,25 +729,50 @@ impl Kms {
 
     /// Applies `batch`, flushes when durable, and refreshes the cache:
     /// `updated` replaces its key's entry, `removed` drops one.
+    ///
+    /// Every material record in `batch` belongs to `updated` and is bound
+    /// here to its generation.
     pub(crate) fn commit(
         &self,
-        batch: Batch,
+        mut batch: Batch,
         updated: Option<KeyRecord>,
         removed: Option<&str>,
     ) -> Result<()> {
-        self.store.apply(batch)?;
+        bind_generation(&mut batch, updated.as_ref())?;
+        let seq = self.store.commit(batch)?;
         // The batch is in the store: the cache must follow even if flush fails.
         if let Some(r) = updated {
-            self.cache.update(r)?;
+            self.cache.update(r, seq)?;
         }
         if let Some(id) = removed {
-            self.cache.remove(id)?;
+            self.cache.remove(id, seq)?;
         }
         if self.config.durability == Durability::Durable {
             self.store.flush()?;
         }
         Ok(())
     }
+}
+
+/// Prefixes each material record of `batch` with the generation of the key it
+/// belongs to, `updated`; a material record of any other key is a bug.
+fn bind_generation(batch: &mut Batch, updated: Option<&KeyRecord>) -> Result<()> {
+    for op in batch.ops_mut() {
+        if let Op::Put { ns, id, value } = op
+            && *ns == NS_MATERIAL
+        {
+            let record = updated.ok_or(Error::InternalFailure)?;
+            let prefix = record.key_id.as_bytes();
+            if !(id.starts_with(prefix) && id.get(prefix.len()) == Some(&b'/')) {
+                return Err(Error::InternalFailure);
+            }
+            let mut bound = Vec::with_capacity(8 + value.len());
+            bound.extend_from_slice(&record.generation.to_be_bytes());
+            bound.extend_from_slice(value);
+            *value = bound;
+        }
+    }
+    Ok(())
 }
 
 /// The writer lock, held across reads and one atomic commit (see [`Kms::writer`]).

@@ -35,6 +35,7 @@ pub use error::{
     DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
 };
 pub use faults::{Fault, Faults};
+pub use kms::WITNESS_FILE;
 pub use kms::{
     Config, DEFAULT_ACCOUNT_ID, DEFAULT_REGION_ID, Durability, Kms, KmsBuilder, ROOT_KEY_FILE,
 };

@@ -188,6 +188,16 @@ fn a_custom_keystore_plugs_in() {
         fn flush(&self) -> Result<(), StoreError> {
             self.inner.flush()
         }
+        // A backend for several writers compares and applies atomically.
+        fn apply_if(
+            &self,
+            expect: &[localkms::store::Expect<'_>],
+            batch: Batch,
+        ) -> Result<Result<(), localkms::store::Conflict>, StoreError> {
+            self.applies
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.apply_if(expect, batch)
+        }
     }
     let kms = localkms::Kms::builder()
         .keystore(Counting::default())

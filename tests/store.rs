@@ -90,14 +90,16 @@ fn unknown_store_format_is_refused() {
     drop(open(dir.path(), &[1; 32]).expect("create store"));
     {
         let raw = SledKeystore::open(dir.path().join("db")).expect("raw");
+        // A store of an unknown format: no sealed head, a format record of 9.
         let mut b = Batch::new();
-        b.put("meta", b"format".to_vec(), 2u32.to_be_bytes().to_vec());
+        b.delete("head", b"store-id".to_vec());
+        b.put("meta", b"format".to_vec(), 9u32.to_be_bytes().to_vec());
         raw.apply(b).expect("apply");
         raw.flush().expect("flush");
     }
     let err = open(dir.path(), &[1; 32]).unwrap_err();
-    assert_eq!(err, localkms::Error::UnsupportedStoreVersion(2));
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    assert_eq!(err, localkms::Error::UnsupportedStoreVersion(9));
+    assert!(err.to_string().contains("format version 9"), "{err}");
 }
 
 #[test]
@@ -253,4 +255,51 @@ fn env_root_key_child() {
             println!("result={}:{kind}", e.code());
         }
     }
+}
+
+#[test]
+fn a_root_key_file_open_to_group_or_others_is_refused_with_the_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("root.key");
+    std::fs::write(&key_file, "07".repeat(32)).expect("write");
+    for mode in [0o644, 0o640, 0o604, 0o660] {
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let err = RootKey::from_file(&key_file).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("chmod 600 {}", key_file.display())),
+            "{text}"
+        );
+        let err = Kms::builder()
+            .sled(dir.path().join("store"))
+            .root_key_file(&key_file)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+    }
+    for mode in [0o600, 0o400] {
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        RootKey::from_file(&key_file).expect("a private key file is read");
+    }
+}
+
+#[test]
+fn store_directories_are_made_private_even_when_they_existed() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let dir = parent.path().join("store");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    drop(Kms::open(&dir).expect("open"));
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("db")), 0o700, "sled's own directory");
+    assert_eq!(mode(&dir.join(localkms::WITNESS_FILE)), 0o600);
+    // Loosened afterwards: tightened again at the next open.
+    for d in [&dir, &dir.join("db")] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    drop(Kms::open(&dir).expect("reopen"));
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("db")), 0o700);
 }

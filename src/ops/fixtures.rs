@@ -21,9 +21,7 @@ use crate::ops::aliases::AliasName;
 use crate::ops::tags::Tag;
 use crate::paging::Paging;
 use crate::secret::KeyMaterial;
-use crate::store::record::{
-    KeyRecord, NS_DELETION, NS_MATERIAL, VersionMeta, deletion_id, material_id,
-};
+use crate::store::record::{KeyRecord, NS_DELETION, VersionMeta, deletion_id};
 use crate::types::is_key_id;
 use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 
@@ -379,6 +377,7 @@ impl Kms {
             rotation_interval: rotation_interval.or(automatic_rotation.then_some(interval)),
             material_fingerprint: None,
             material_deleted: false,
+            generation: 0,
         };
         Ok(PlannedKey {
             record,
@@ -542,15 +541,8 @@ impl Kms {
             o.insert("KeyVersionId".into(), v.id.clone().into());
             o.insert("CreationDate".into(), format_timestamp(v.created).into());
             if material && !r.material_deleted {
-                let id = material_id(key_id, &v.id);
-                let opened = self
-                    .store
-                    .get(NS_MATERIAL, &id)?
-                    .and_then(|sealed| self.root.open(NS_MATERIAL, &id, &sealed))
-                    .ok_or_else(|| {
-                        Error::CorruptStore(format!("material of {key_id} does not open").into())
-                    })?;
-                let mut h = hex(&opened);
+                let opened = self.open_material(r, &v.id)?;
+                let mut h = hex(opened.expose());
                 o.insert("MaterialHex".into(), Value::String(std::mem::take(&mut *h)));
             }
             versions.push(Value::Object(o));

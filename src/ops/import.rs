@@ -783,13 +783,8 @@ mod tests {
 
         // The sealed material is exactly the bytes wrapped.
         let mid = material_id(&id, &version);
-        let sealed = kms
-            .store
-            .get(NS_MATERIAL, &mid)
-            .expect("get")
-            .expect("material");
-        let opened = kms.root.open(NS_MATERIAL, &mid, &sealed).expect("opens");
-        assert_eq!(opened.as_slice(), &material);
+        let opened = kms.open_material(&record, &version).expect("opens");
+        assert_eq!(opened.expose(), &material);
 
         let before = seal_with(&kms, &id, &version, b"made before").expect("cipher");
 

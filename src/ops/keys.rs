@@ -210,6 +210,7 @@ impl Kms {
                     .or(req.enable_automatic_rotation.then_some(interval)),
                 material_fingerprint: None,
                 material_deleted: false,
+                generation: 0,
             })
         })?;
         Ok(self.metadata(&record))

@@ -12,7 +12,6 @@ use xaes_256_gcm::aead::KeyInit;
 use crate::cache::KeyEntry;
 use crate::error::{Error, Rejection, Result, shorten};
 use crate::kms::{Kms, Writer};
-use crate::secret::KeyMaterial;
 use crate::store::record::{
     Counters, KeyRecord, META_COUNTERS, NS_DELETION, NS_KEY, NS_KEY_ORDER, NS_MATERIAL, NS_META,
     PER_KEY_NAMESPACES, deletion_id, material_id, time_from_bytes,
@@ -30,11 +29,13 @@ impl Kms {
         let entry = match cached {
             Some(e) => e,
             None => {
-                // Load under the writer lock, so a concurrent write cannot be
-                // overtaken by this older copy.
+                // Load under the writer lock, with the sequence of the last
+                // commit: the cache refuses this copy if a later commit
+                // changed the key before it is filled.
                 let _writer = self.lock_writer()?;
+                let seq = self.store.seq();
                 let record = self.load_locked(key_id)?;
-                self.cached_or_insert(record)?
+                self.cache.fill(record, seq)?
             }
         };
         if self.due(&entry.record) {
@@ -61,8 +62,11 @@ impl Kms {
     fn settle(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
         let mut counters = self.lock_writer()?;
         let record = self.settle_locked(&mut counters, key_id)?;
+        let seq = self.store.seq();
         drop(counters);
-        self.cached_or_insert(record)
+        // A commit that lands between here and the fill has a later
+        // sequence: the cache then keeps this record out (issue 13, 7.1).
+        self.cache.fill(record, seq)
     }
 
     /// Loads `key_id` (the caller holds the writer) and commits what is due:
@@ -80,6 +84,7 @@ impl Kms {
             let mut batch = Batch::new();
             crate::ops::import::remove_material(&mut record, &mut batch);
             self.revoke_import_tokens(&record.key_id, &mut batch)?;
+            record.generation += 1;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
             self.commit(batch, Some(record.clone()), None)?;
         }
@@ -92,10 +97,6 @@ impl Kms {
             self.commit(batch, Some(record.clone()), None)?;
         }
         Ok(record)
-    }
-
-    fn cached_or_insert(&self, record: KeyRecord) -> Result<Arc<KeyEntry>> {
-        self.cache.fill(record)
     }
 
     /// The cipher of one version of a key, built once and cached with the key.
@@ -113,7 +114,7 @@ impl Kms {
             return Err(Error::KeyVersionNotFound(version_id.to_owned()));
         }
         let id = material_id(key_id, version_id);
-        let Some(sealed) = self.store.get(NS_MATERIAL, &id)? else {
+        if self.store.get(NS_MATERIAL, &id)?.is_none() {
             // DeleteKeyMaterial (or expiry) may have landed after `entry`
             // was read: then the key is now PendingImport, not corrupt.
             let now = self.entry(key_id)?;
@@ -122,19 +123,8 @@ impl Kms {
                 let rejection = Rejection::for_use(state).unwrap_or(Rejection::PendingImport);
                 return Err(Error::rejected(rejection, key_id, state));
             }
-            return Err(Error::CorruptStore(
-                format!("material of {key_id} version {version_id} is missing").into(),
-            ));
-        };
-        let material = self
-            .root
-            .open(NS_MATERIAL, &id, &sealed)
-            .and_then(|m| KeyMaterial::from_slice(&m))
-            .ok_or_else(|| {
-                Error::CorruptStore(
-                    format!("material of {key_id} version {version_id} does not open").into(),
-                )
-            })?;
+        }
+        let material = self.open_material(&entry.record, version_id)?;
         let mut key = xaes_256_gcm::Key::<Xaes256Gcm>::from(*material.expose());
         let cipher = Arc::new(Xaes256Gcm::new(&key));
         zeroize::Zeroize::zeroize(key.as_mut_slice());
@@ -156,8 +146,14 @@ impl Kms {
     ) -> Result<(KeyRecord, T)> {
         let mut counters = self.lock_writer()?;
         let mut record = self.settle_locked(&mut counters, key_id)?;
+        let had_material = !record.material_deleted;
         let mut batch = Batch::new();
         let out = change(&mut record, &mut batch)?;
+        if had_material && record.material_deleted {
+            // Material deleted: a new generation, so an old copy of it put
+            // back is refused after a re-import.
+            record.generation += 1;
+        }
         batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
         self.commit(batch, Some(record.clone()), None)?;
         Ok((record, out))

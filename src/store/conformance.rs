@@ -53,6 +53,34 @@ pub fn run_shared(open: impl Fn() -> Box<dyn Keystore>) {
     concurrent_increments_are_exact(&[a, b], 2, 40);
 }
 
+/// `visit_all` visits each record of the library's namespaces exactly once,
+/// with its value, and no deleted record.
+pub fn visit_all_sees_every_record(store: &dyn Keystore) {
+    let mut b = Batch::new();
+    b.put("key", b"k1".to_vec(), b"v1".to_vec());
+    b.put("key", b"k2".to_vec(), b"v2".to_vec());
+    b.put("tag", b"k1/t".to_vec(), b"".to_vec());
+    b.put("meta", b"m".to_vec(), vec![0xff; 3]);
+    b.put("material", b"gone".to_vec(), b"x".to_vec());
+    b.delete("material", b"gone".to_vec());
+    store.apply(b).expect("apply");
+    let mut seen = Vec::new();
+    store
+        .visit_all(&mut |ns, id, v| {
+            seen.push((ns.to_owned(), id.to_vec(), v.to_vec()));
+            Ok(())
+        })
+        .expect("visit_all");
+    seen.sort();
+    let expect = vec![
+        ("key".to_owned(), b"k1".to_vec(), b"v1".to_vec()),
+        ("key".to_owned(), b"k2".to_vec(), b"v2".to_vec()),
+        ("meta".to_owned(), b"m".to_vec(), vec![0xff; 3]),
+        ("tag".to_owned(), b"k1/t".to_vec(), Vec::new()),
+    ];
+    assert_eq!(seen, expect);
+}
+
 /// One check of one store.
 pub type Check = fn(&dyn Keystore);
 
@@ -70,6 +98,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     (
         "apply_if compares, then applies all or nothing",
         compare_and_swap,
+    ),
+    (
+        "visit_all sees every record once",
+        visit_all_sees_every_record,
     ),
 ];
 

@@ -5,7 +5,8 @@ use std::ops::Bound;
 use std::sync::RwLock;
 
 use super::{
-    Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, physical_key, select,
+    Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, Visitor, physical_key, select,
+    visit_physical,
 };
 
 /// A keystore that lives only as long as the process. For tests and caches.
@@ -77,6 +78,16 @@ impl Keystore for MemoryKeystore {
 
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    fn visit_all(&self, visit: &mut Visitor<'_>) -> Result<(), StoreError> {
+        let map = self.map.read().map_err(poisoned)?;
+        visit_physical(
+            map.iter()
+                .map(|(k, v)| Ok::<_, StoreError>((k.clone(), v.clone()))),
+            |e| e,
+            visit,
+        )
     }
 }
 

@@ -2,25 +2,35 @@
 //! namespaced records with atomic batches and an explicit flush.
 //!
 //! The library keeps its own record formats above this trait, and seals every
-//! record that holds key material before it reaches a backend, so a backend
-//! never sees a secret in clear. Two backends ship: [`SledKeystore`] (durable,
+//! record before it reaches a backend ([`sealed`]), so a backend never sees a
+//! secret in clear and cannot change a record undetected. Two backends ship: [`SledKeystore`] (durable,
 //! the default) and [`MemoryKeystore`] (ephemeral). [`conformance`] is the suite
 //! any backend must pass.
 
 use std::fmt;
 
+pub(crate) mod backup;
 pub mod conformance;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
 pub(crate) mod record;
 pub(crate) mod seal;
+pub(crate) mod sealed;
 mod sled_store;
+pub(crate) mod verify;
+pub(crate) mod witness;
+
+pub use backup::BackupInfo;
+pub use verify::{Report, RollBack};
 
 pub use memory::MemoryKeystore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresKeystore;
 pub use sled_store::SledKeystore;
+
+/// What [`Keystore::visit_all`] calls on each record: `(ns, id, value)`.
+pub type Visitor<'a> = dyn FnMut(&str, &[u8], &[u8]) -> Result<(), StoreError> + 'a;
 
 /// A record as a scan returns it: `(id, value)`.
 pub type Record = (Vec<u8>, Vec<u8>);
@@ -100,6 +110,12 @@ impl Batch {
     /// Consumes the batch into its changes.
     pub fn into_ops(self) -> Vec<Op> {
         self.ops
+    }
+
+    /// The changes, to edit in place (the write path binds material records
+    /// to their key's generation).
+    pub(crate) fn ops_mut(&mut self) -> &mut [Op] {
+        &mut self.ops
     }
 
     /// True if the batch holds no change.
@@ -266,6 +282,55 @@ pub trait Keystore: Send + Sync + fmt::Debug {
     /// # Errors
     /// A backend failure.
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Calls `visit(ns, id, value)` on every record of every namespace, in
+    /// any order. Verification ([`crate::Kms::verify`]), migration and backup
+    /// read the whole store through it.
+    ///
+    /// The default visits the namespaces the library writes, with
+    /// [`Keystore::scan`]; a backend that can list all of its records should
+    /// do so instead, so a record inserted into an unknown namespace is seen.
+    ///
+    /// # Errors
+    /// A backend failure, or the first error `visit` returns.
+    fn visit_all(&self, visit: &mut Visitor<'_>) -> Result<(), StoreError> {
+        for ns in record::NAMESPACES.iter().copied().chain([record::NS_HEAD]) {
+            for (id, value) in self.scan(ns, Scan::prefix(b""))? {
+                visit(ns, &id, &value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits a physical key into `(ns, id)`; `None` if it is not one.
+pub(crate) fn split_physical(key: &[u8]) -> Option<(&str, &[u8])> {
+    let (&len, rest) = key.split_first()?;
+    let len = usize::from(len);
+    if rest.len() < len {
+        return None;
+    }
+    let (ns, id) = rest.split_at(len);
+    Some((std::str::from_utf8(ns).ok()?, id))
+}
+
+/// Visits every `(physical key, value)` pair of a whole-store iterator.
+pub(crate) fn visit_physical<I, E>(
+    iter: I,
+    map_err: impl Fn(E) -> StoreError,
+    visit: &mut Visitor<'_>,
+) -> Result<(), StoreError>
+where
+    I: Iterator<Item = Result<(Vec<u8>, Vec<u8>), E>>,
+{
+    for item in iter {
+        let (k, v) = item.map_err(&map_err)?;
+        let (ns, id) = split_physical(&k).ok_or_else(|| {
+            StoreError::Corrupt("a record key is not a namespace and an id".into())
+        })?;
+        visit(ns, id, &v)?;
+    }
+    Ok(())
 }
 
 /// The physical key of a record: `len(ns) || ns || id`, so that namespaces
@@ -305,4 +370,106 @@ where
         out.push((id.to_vec(), v));
     }
     Ok(out)
+}
+
+/// The store's byte formats as functions, for golden vectors
+/// (`tests/store_format.rs`, docs/FORMAT.md). **Not for use**: fixed nonces
+/// destroy the sealing's security.
+#[doc(hidden)]
+pub mod golden {
+    use crate::error::Result;
+    use crate::store::seal::RootKey;
+    use crate::store::sealed;
+
+    /// The keys derived from `root`: record, digest and witness keys.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn derived_keys(root: &[u8]) -> Result<[[u8; 32]; 3]> {
+        let k = RootKey::from_bytes(root)?;
+        Ok([
+            *crate::store::seal::derive_for_golden(root, "record")?,
+            *k.keys().digest,
+            *k.keys().witness,
+        ])
+    }
+
+    /// Seals a record (format v2) with a caller-chosen nonce.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn seal_record(
+        root: &[u8],
+        store_id: &[u8; 16],
+        ns: &str,
+        id: &[u8],
+        plaintext: &[u8],
+        nonce: [u8; 24],
+    ) -> Result<Vec<u8>> {
+        let k = RootKey::from_bytes(root)?;
+        sealed::seal_record_with_nonce(k.keys(), store_id, ns, id, plaintext, nonce)
+    }
+
+    /// Opens a v2 sealed record; `None` for any failure.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn open_record(
+        root: &[u8],
+        store_id: &[u8; 16],
+        ns: &str,
+        id: &[u8],
+        sealed: &[u8],
+    ) -> Result<Option<Vec<u8>>> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(sealed::open_record(k.keys(), store_id, ns, id, sealed).map(|p| p.to_vec()))
+    }
+
+    /// A record's term of the store digest.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn digest_term(
+        root: &[u8],
+        store_id: &[u8; 16],
+        ns: &str,
+        id: &[u8],
+        sealed: &[u8],
+    ) -> Result<[u8; 32]> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(sealed::digest_term(k.keys(), store_id, ns, id, sealed))
+    }
+
+    /// The head's plaintext.
+    pub fn head(seq: u64, count: u64, digest: [u8; 32]) -> Vec<u8> {
+        sealed::Head {
+            seq,
+            count,
+            digest: sealed::Digest(digest),
+        }
+        .encode()
+    }
+
+    /// Checks a backup completely (nothing is written); returns how many
+    /// records it holds.
+    ///
+    /// # Errors
+    /// As [`crate::KmsBuilder::restore`].
+    pub fn check_backup(root: &[u8], bytes: &[u8]) -> Result<usize> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(crate::store::backup::check(&k, bytes)?.ops().len())
+    }
+
+    /// One slot of the witness file.
+    ///
+    /// # Errors
+    /// `InvalidRootKey` unless `root` is 32 bytes.
+    pub fn witness_slot(root: &[u8], store_id: &[u8; 16], seq: u64) -> Result<[u8; 64]> {
+        let k = RootKey::from_bytes(root)?;
+        Ok(crate::store::witness::slot(
+            &k.keys().witness,
+            store_id,
+            seq,
+        ))
+    }
 }

@@ -4,13 +4,14 @@
 //!
 //! | ns | id | value |
 //! | --- | --- | --- |
+//! | `head` | `store-id` | the store's random 16-byte id (sealed without a store id) |
+//! | `head` | `head` | the head: commit sequence, record count, digest ([`crate::store::sealed`]) |
 //! | `meta` | `format` | store format version, u32 big-endian |
-//! | `meta` | `root-check` | a sealed constant: proves the root key at open |
 //! | `meta` | `counters` | next key sequence u64 BE, key count u64 BE |
 //! | `key` | KeyId | `0x01` + JSON [`KeyRecord`] (no secrets) |
 //! | `key-order` | sequence u64 BE | KeyId: creation order, for paging |
 //! | `deletion` | DeleteDate i64 BE (sign-flipped) + KeyId | empty: due deletions |
-//! | `material` | KeyId `/` KeyVersionId | sealed 32-byte material |
+//! | `material` | KeyId `/` KeyVersionId | the key's generation u64 BE + the v1-sealed 32-byte material |
 //! | `meta` | `import-secret` | sealed 32 random bytes: BYOK token and fingerprint keys |
 //! | `import-token` | KeyId `/` token id hex `-` expiry hex | sealed PKCS#8 RSA private key |
 //! | `alias` | AliasName | `0x01` + JSON alias record (name, KeyId, alias sequence) |
@@ -27,6 +28,12 @@
 //!
 //! Every namespace whose ids start with a KeyId is listed in
 //! [`PER_KEY_NAMESPACES`], so purging a key removes all of its records.
+//!
+//! Every value in the table is what the library writes; the store holds it
+//! sealed (`crate::store::sealed`), `head` records included. Every namespace
+//! is listed in [`NAMESPACES`]. The first store format (1) held these values
+//! in clear, except material, tokens and the import secret, and had a
+//! `meta/root-check` record instead of `head`; it is migrated on open.
 
 use serde::{Deserialize, Serialize};
 
@@ -34,7 +41,9 @@ use crate::error::{Error, Result};
 use crate::types::{KeySpec, KeyState, KeyUsage, Origin, ProtectionLevel};
 
 /// The store format this library writes and reads.
-pub(crate) const STORE_FORMAT: u32 = 1;
+pub(crate) const STORE_FORMAT: u32 = 2;
+/// The first store format: records in clear; migrated on open.
+pub(crate) const FIRST_FORMAT: u32 = 1;
 /// The key record format.
 const KEY_RECORD_V1: u8 = 1;
 
@@ -43,6 +52,38 @@ pub(crate) const NS_KEY: &str = "key";
 pub(crate) const NS_KEY_ORDER: &str = "key-order";
 pub(crate) const NS_DELETION: &str = "deletion";
 pub(crate) const NS_MATERIAL: &str = "material";
+/// The store id and the head: not covered by the digest.
+pub(crate) const NS_HEAD: &str = "head";
+pub(crate) const HEAD_STORE_ID: &[u8] = b"store-id";
+pub(crate) const HEAD_HEAD: &[u8] = b"head";
+
+/// Every namespace the library writes, `head` excepted. A backend that can
+/// list all of its records (sled, memory) need not rely on this list.
+pub(crate) const NAMESPACES: &[&str] = &[
+    NS_META,
+    NS_KEY,
+    NS_KEY_ORDER,
+    NS_DELETION,
+    NS_MATERIAL,
+    "import-token",
+    "alias",
+    "alias-order",
+    "alias-by-key",
+    "tag",
+    NS_SECRET,
+    NS_SECRET_ORDER,
+    NS_SECRET_VALUE,
+    NS_SECRET_DELETION,
+];
+
+/// The namespace named `ns`, as the static string a [`crate::store::Batch`]
+/// takes; `None` for one the library does not know.
+pub(crate) fn static_ns(ns: &str) -> Option<&'static str> {
+    if ns == NS_HEAD {
+        return Some(NS_HEAD);
+    }
+    NAMESPACES.iter().copied().find(|n| *n == ns)
+}
 
 pub(crate) const NS_SECRET: &str = "secret";
 pub(crate) const NS_SECRET_ORDER: &str = "secret-order";
@@ -52,6 +93,7 @@ pub(crate) const META_SECRET_COUNTERS: &[u8] = b"secret-counters";
 pub(crate) const META_SECRETS_DEFAULT_KEY: &[u8] = b"secrets-default-key";
 
 pub(crate) const META_FORMAT: &[u8] = b"format";
+/// The first format's root key check (a v1-sealed constant).
 pub(crate) const META_ROOT_CHECK: &[u8] = b"root-check";
 pub(crate) const META_COUNTERS: &[u8] = b"counters";
 pub(crate) const ROOT_CHECK_PLAINTEXT: &[u8] = b"localkms root key check v1";
@@ -103,6 +145,15 @@ pub(crate) struct KeyRecord {
     /// of `versions`, until a re-import of the same material restores it.
     #[serde(default)]
     pub material_deleted: bool,
+    /// Bumped each time the key's material is deleted. Every material
+    /// record carries the generation it was written in, and one of another
+    /// generation (an old copy put back) is refused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl KeyRecord {

@@ -12,6 +12,11 @@
 //!
 //! The AAD binds the record's identity, so a sealed record copied over
 //! another fails to open.
+//!
+//! This v1 seal, under the root key itself, is the inner seal of the values
+//! that are secrets (key material, import tokens, the import secret). Every
+//! record, these included, is sealed again by [`crate::store::sealed`] under a
+//! key derived from the root key ([`StoreKeys`]), bound to the store's id.
 
 use std::fmt;
 use std::path::Path;
@@ -37,6 +42,48 @@ const AAD_LABEL: &[u8] = b"localkms/sealed-record/v1\0";
 /// alone. `Debug` never shows it.
 pub struct RootKey {
     cipher: Xaes256Gcm,
+    /// The keys derived from this root key, boxed so that moving a `RootKey`
+    /// leaves no copy of them behind.
+    derived: Box<StoreKeys>,
+}
+
+/// HKDF-SHA256 labels (the `info` input), one per purpose.
+const LABEL_RECORD: &[u8] = b"localkms/v2 record seal";
+const LABEL_DIGEST: &[u8] = b"localkms/v2 store digest";
+const LABEL_WITNESS: &[u8] = b"localkms/v2 witness";
+const LABEL_BACKUP: &[u8] = b"localkms/v2 backup";
+
+/// The keys derived from a root key with HKDF-SHA256 (no salt, one label per
+/// purpose; docs/FORMAT.md).
+pub(crate) struct StoreKeys {
+    /// Seals every record (XAES-256-GCM).
+    pub(crate) record: Xaes256Gcm,
+    /// The HMAC-SHA256 key of the store digest's per-record terms.
+    pub(crate) digest: Zeroizing<[u8; 32]>,
+    /// The HMAC-SHA256 key of the witness.
+    pub(crate) witness: Zeroizing<[u8; 32]>,
+    /// The HMAC-SHA256 key of a backup's MAC.
+    pub(crate) backup: Zeroizing<[u8; 32]>,
+}
+
+/// A derived key by purpose name, for golden vectors only.
+pub(crate) fn derive_for_golden(root: &[u8], purpose: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let label = match purpose {
+        "record" => LABEL_RECORD,
+        "digest" => LABEL_DIGEST,
+        "witness" => LABEL_WITNESS,
+        _ => LABEL_BACKUP,
+    };
+    derive(root, label)
+}
+
+/// HKDF-SHA256(ikm = root key, salt = none, info = `label`), 32 bytes.
+fn derive(root: &[u8], label: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    hkdf::Hkdf::<sha2::Sha256>::new(None, root)
+        .expand(label, out.as_mut())
+        .map_err(|_| Error::InternalFailure)?;
+    Ok(out)
 }
 
 impl fmt::Debug for RootKey {
@@ -56,11 +103,27 @@ impl RootKey {
                 format!("expected 32 bytes, got {}", bytes.len()).into(),
             ));
         }
-        let key = xaes_256_gcm::Key::<Xaes256Gcm>::try_from(bytes)
+        let mut key = xaes_256_gcm::Key::<Xaes256Gcm>::try_from(bytes)
             .map_err(|_| Error::InvalidRootKey("expected 32 bytes".into()))?;
+        let cipher = Xaes256Gcm::new(&key);
+        zeroize::Zeroize::zeroize(key.as_mut_slice());
+        let mut record_key = xaes_256_gcm::Key::<Xaes256Gcm>::from(*derive(bytes, LABEL_RECORD)?);
+        let record = Xaes256Gcm::new(&record_key);
+        zeroize::Zeroize::zeroize(record_key.as_mut_slice());
         Ok(Self {
-            cipher: Xaes256Gcm::new(&key),
+            cipher,
+            derived: Box::new(StoreKeys {
+                record,
+                digest: derive(bytes, LABEL_DIGEST)?,
+                witness: derive(bytes, LABEL_WITNESS)?,
+                backup: derive(bytes, LABEL_BACKUP)?,
+            }),
         })
+    }
+
+    /// The keys derived from this root key.
+    pub(crate) fn keys(&self) -> &StoreKeys {
+        &self.derived
     }
 
     /// A root key from text: 64 hex digits, or standard base64 of 32 bytes.
@@ -69,19 +132,32 @@ impl RootKey {
     /// # Errors
     /// [`Error::InvalidRootKey`] if the text is neither.
     pub fn from_text(text: &str) -> Result<Self> {
-        let text = text.trim();
-        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut bytes = Zeroizing::new([0u8; 32]);
-            base16ct::mixed::decode(text, &mut bytes[..])
+        Self::from_text_bytes(text.as_bytes())
+    }
+
+    /// [`RootKey::from_text`] on bytes, decoded into fixed buffers that are
+    /// zeroed on drop: no intermediate copy of the key is left in freed memory.
+    fn from_text_bytes(text: &[u8]) -> Result<Self> {
+        let text = text.trim_ascii();
+        let mut bytes = Zeroizing::new([0u8; 48]);
+        if text.len() == 64 && text.iter().all(u8::is_ascii_hexdigit) {
+            base16ct::mixed::decode(text, &mut bytes[..32])
                 .map_err(|_| Error::InvalidRootKey("bad hex".into()))?;
-            return Self::from_bytes(&bytes[..]);
+            return Self::from_bytes(&bytes[..32]);
         }
-        let bytes = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|_| Error::InvalidRootKey("neither 64 hex digits nor base64".into()))?,
-        );
-        Self::from_bytes(&bytes)
+        let len = base64::engine::general_purpose::STANDARD
+            .decode_slice(text, bytes.as_mut())
+            .map_err(|_| Error::InvalidRootKey("neither 64 hex digits nor base64".into()))?;
+        Self::from_bytes(&bytes[..len])
+    }
+
+    /// The 64 lowercase hex digits of `key` and a newline, in a fixed buffer
+    /// that is zeroed on drop.
+    pub(crate) fn hex_text(key: &[u8; 32]) -> Zeroizing<[u8; 65]> {
+        let mut out = Zeroizing::new([b'\n'; 65]);
+        // 32 bytes always fit 64 digits.
+        let _ = base16ct::lower::encode(key, &mut out[..64]);
+        out
     }
 
     /// Reads a root key file: 32 raw bytes, or the text forms of
@@ -90,17 +166,34 @@ impl RootKey {
     /// # Errors
     /// [`Error::InvalidRootKey`] if the file cannot be read or holds no key.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        use std::io::Read as _;
         let path = path.as_ref();
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| {
+        let cannot = |e: std::io::Error| {
             Error::InvalidRootKey(format!("cannot read {}: {}", path.display(), e.kind()).into())
-        })?);
-        if bytes.len() == 32 {
-            return Self::from_bytes(&bytes);
+        };
+        let mut file = std::fs::File::open(path).map_err(cannot)?;
+        check_private(path, &file.metadata().map_err(cannot)?)?;
+        // Read into a fixed buffer, never a growing one: a reallocation
+        // would leave a copy of the key in freed memory.
+        let mut buf = Zeroizing::new([0u8; 128]);
+        let mut len = 0;
+        loop {
+            let n = file.read(&mut buf[len..]).map_err(cannot)?;
+            if n == 0 {
+                break;
+            }
+            len += n;
+            if len == buf.len() {
+                return Err(Error::InvalidRootKey(
+                    format!("{} is too long to hold a key", path.display()).into(),
+                ));
+            }
         }
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            Error::InvalidRootKey(format!("{} holds no key", path.display()).into())
-        })?;
-        Self::from_text(text)
+        if len == 32 {
+            return Self::from_bytes(&buf[..32]);
+        }
+        Self::from_text_bytes(&buf[..len])
+            .map_err(|_| Error::InvalidRootKey(format!("{} holds no key", path.display()).into()))
     }
 
     /// Reads a root key from an environment variable, in the text forms of
@@ -165,6 +258,28 @@ impl RootKey {
             .ok()?;
         Some(buf)
     }
+}
+
+/// Refuses a root key file that group or others may read or write (as ssh
+/// does with private keys).
+fn check_private(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::InvalidRootKey(
+                format!(
+                    "{p} has mode {mode:03o}, open to group or others; run `chmod 600 {p}`",
+                    p = path.display()
+                )
+                .into(),
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, meta);
+    Ok(())
 }
 
 fn aad(ns: &str, id: &[u8]) -> Vec<u8> {
@@ -244,5 +359,28 @@ mod tests {
             );
         }
         assert!(format!("{:?}", key()).contains("REDACTED"));
+    }
+
+    #[test]
+    fn hex_text_round_trips_through_from_text() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        let text = RootKey::hex_text(&bytes);
+        assert_eq!(text[64], b'\n');
+        let expect: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(&text[..64], expect.as_bytes());
+        let sealed = RootKey::from_bytes(&bytes)
+            .expect("key")
+            .seal("m", b"i", b"x")
+            .expect("seal");
+        let k =
+            RootKey::from_text(std::str::from_utf8(text.as_ref()).expect("ascii")).expect("text");
+        assert!(k.open("m", b"i", &sealed).is_some());
+        let upper = expect.to_uppercase();
+        assert!(
+            RootKey::from_text(&upper)
+                .expect("upper")
+                .open("m", b"i", &sealed)
+                .is_some()
+        );
     }
 }

@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use super::{
-    Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, physical_key, select,
+    Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, Visitor, physical_key, select,
+    visit_physical,
 };
 
 /// How long a locked open is retried before it fails.
@@ -50,6 +51,14 @@ impl SledKeystore {
                     let dir = path.as_ref();
                     let io = |e: std::io::Error| StoreError::Io(format!("{}: {e}", dir.display()));
                     let log = std::fs::File::open(dir.join("db")).map_err(io)?;
+                    // sled creates its directory with the default mode: make
+                    // it private, also when it already existed.
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::PermissionsExt as _;
+                        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                            .map_err(io)?;
+                    }
                     // Make the files sled may just have created part of the directory.
                     std::fs::File::open(dir)
                         .and_then(|d| d.sync_all())
@@ -177,6 +186,18 @@ impl Keystore for SledKeystore {
         self.log
             .sync_data()
             .map_err(|e| StoreError::Io(format!("fdatasync of the sled log: {e}")))
+    }
+
+    fn visit_all(&self, visit: &mut Visitor<'_>) -> Result<(), StoreError> {
+        guarded(|| {
+            visit_physical(
+                self.db
+                    .iter()
+                    .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec()))),
+                map_err,
+                visit,
+            )
+        })
     }
 }
 

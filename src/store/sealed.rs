@@ -1,0 +1,794 @@
+//! The sealed store: the layer between the service and a [`Keystore`] that
+//! makes every record sealed and the whole store tamper-evident (SPEC
+//! section 9; formats in docs/FORMAT.md).
+//!
+//! - **Every record is sealed** (format v2) under the record key derived from
+//!   the root key ([`crate::store::seal::StoreKeys`]), with AAD = label ||
+//!   store id || namespace || id. The store id is random, fixed at creation,
+//!   and held in the sealed record `head/store-id` (sealed with an all-zero
+//!   store id): a record copied to another id, namespace or store does not
+//!   open, and opening `head/store-id` proves the root key.
+//! - **The head** (`head/head`, sealed) holds the commit sequence, the number
+//!   of records and their digest: the sum mod 2^256 of
+//!   HMAC-SHA256(digest key, store id || ns || id || sealed value) over every
+//!   record outside `head`. Each commit reads the head, subtracts the term of
+//!   each record it replaces or deletes, adds the term of each record it
+//!   writes, and writes the new head in the same atomic batch. So a record
+//!   replayed (an older sealed copy), deleted or inserted behind the
+//!   library's back shows as a digest mismatch in [`SealedStore::verify`].
+//!   Because each commit reads and rewrites the one head record, a backend
+//!   with optimistic concurrency serializes commits on it.
+//! - **The witness** ([`crate::store::witness`]) records the commit sequence
+//!   outside the store once it is durable; open refuses a head behind it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hmac::{KeyInit as _, Mac as _};
+use xaes_256_gcm::aead::AeadInOut;
+use zeroize::{Zeroize as _, Zeroizing};
+
+use super::record::{
+    FIRST_FORMAT, HEAD_HEAD, HEAD_STORE_ID, META_FORMAT, META_ROOT_CHECK, NS_HEAD, NS_MATERIAL,
+    NS_META, ROOT_CHECK_PLAINTEXT, STORE_FORMAT, static_ns,
+};
+use super::seal::{RootKey, StoreKeys};
+use super::verify::{Report, RollBack};
+use super::witness::{self, Witness, WitnessState};
+use super::{Batch, Keystore, Op, Record, Scan, StoreError};
+use crate::error::{Error, Result};
+use crate::secret::fill_random;
+
+/// The sealed record format v2.
+pub(crate) const SEALED_V2: u8 = 2;
+const NONCE_LEN: usize = 24;
+const TAG_LEN: usize = 16;
+const RECORD_AAD_LABEL: &[u8] = b"localkms/record/v2\0";
+const DIGEST_LABEL: &[u8] = b"localkms/digest/v2\0";
+const HEAD_V1: u8 = 1;
+/// The store id `head/store-id` is sealed with.
+const NO_STORE_ID: [u8; 16] = [0; 16];
+
+/// A store's random id.
+pub(crate) type StoreId = [u8; 16];
+
+/// The AAD of a v2 sealed record.
+fn record_aad(store_id: &StoreId, ns: &str, id: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(RECORD_AAD_LABEL.len() + 17 + ns.len() + id.len());
+    aad.extend_from_slice(RECORD_AAD_LABEL);
+    aad.extend_from_slice(store_id);
+    aad.push(u8::try_from(ns.len()).unwrap_or(u8::MAX));
+    aad.extend_from_slice(ns.as_bytes());
+    aad.extend_from_slice(id);
+    aad
+}
+
+/// Seals a record (format v2) with a given nonce.
+pub(crate) fn seal_record_with_nonce(
+    keys: &StoreKeys,
+    store_id: &StoreId,
+    ns: &str,
+    id: &[u8],
+    plaintext: &[u8],
+    nonce: [u8; NONCE_LEN],
+) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.push(SEALED_V2);
+    out.extend_from_slice(&nonce);
+    let body = out.len();
+    out.extend_from_slice(plaintext);
+    let tag = keys
+        .record
+        .encrypt_inout_detached(
+            &nonce.into(),
+            &record_aad(store_id, ns, id),
+            (&mut out[body..]).into(),
+        )
+        .map_err(|_| Error::InternalFailure)?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+fn seal_record(
+    keys: &StoreKeys,
+    store_id: &StoreId,
+    ns: &str,
+    id: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    seal_record_with_nonce(keys, store_id, ns, id, plaintext, nonce)
+}
+
+/// Opens a v2 sealed record; `None` on any failure.
+pub(crate) fn open_record(
+    keys: &StoreKeys,
+    store_id: &StoreId,
+    ns: &str,
+    id: &[u8],
+    sealed: &[u8],
+) -> Option<Zeroizing<Vec<u8>>> {
+    if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != SEALED_V2 {
+        return None;
+    }
+    let (nonce, rest) = sealed[1..].split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let nonce = xaes_256_gcm::Nonce::try_from(nonce).ok()?;
+    let tag = xaes_256_gcm::Tag::try_from(tag).ok()?;
+    let mut buf = Zeroizing::new(ct.to_vec());
+    keys.record
+        .decrypt_inout_detached(
+            &nonce,
+            &record_aad(store_id, ns, id),
+            buf.as_mut_slice().into(),
+            &tag,
+        )
+        .ok()?;
+    Some(buf)
+}
+
+/// A record's term of the digest: HMAC-SHA256(digest key, label || store id
+/// || len(ns) u8 || ns || len(id) u32 BE || id || sealed value).
+pub(crate) fn digest_term(
+    keys: &StoreKeys,
+    store_id: &StoreId,
+    ns: &str,
+    id: &[u8],
+    sealed: &[u8],
+) -> [u8; 32] {
+    let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(keys.digest.as_ref())
+        // safe: HMAC takes a key of any length
+        .unwrap_or_else(|_| unreachable!());
+    mac.update(DIGEST_LABEL);
+    mac.update(store_id);
+    mac.update(&[u8::try_from(ns.len()).unwrap_or(u8::MAX)]);
+    mac.update(ns.as_bytes());
+    mac.update(&u32::try_from(id.len()).unwrap_or(u32::MAX).to_be_bytes());
+    mac.update(id);
+    mac.update(sealed);
+    mac.finalize().into_bytes().into()
+}
+
+/// A 256-bit big-endian number: the multiset digest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Digest(pub(crate) [u8; 32]);
+
+impl Digest {
+    pub(crate) fn add(&mut self, term: &[u8; 32]) {
+        let mut carry = 0u16;
+        for i in (0..32).rev() {
+            let s = u16::from(self.0[i]) + u16::from(term[i]) + carry;
+            self.0[i] = s as u8;
+            carry = s >> 8;
+        }
+    }
+
+    pub(crate) fn sub(&mut self, term: &[u8; 32]) {
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let mut d = i16::from(self.0[i]) - i16::from(term[i]) - borrow;
+            borrow = 0;
+            if d < 0 {
+                d += 256;
+                borrow = 1;
+            }
+            self.0[i] = d as u8;
+        }
+    }
+
+    /// Constant-time equality.
+    pub(crate) fn matches(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+/// The head record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// Commits so far (the creation of the store is commit 1).
+    pub(crate) seq: u64,
+    /// Records outside `head`.
+    pub(crate) count: u64,
+    pub(crate) digest: Digest,
+}
+
+impl Head {
+    /// `0x01 || seq u64 BE || count u64 BE || digest (32 bytes)`.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(49);
+        out.push(HEAD_V1);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.digest.0);
+        out
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
+        if b.len() != 49 || b[0] != HEAD_V1 {
+            return None;
+        }
+        Some(Self {
+            seq: u64::from_be_bytes(b[1..9].try_into().ok()?),
+            count: u64::from_be_bytes(b[9..17].try_into().ok()?),
+            digest: Digest(b[17..49].try_into().ok()?),
+        })
+    }
+}
+
+/// How to open a store.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OpenOptions {
+    /// The witness file, if the store has one.
+    pub(crate) witness: Option<PathBuf>,
+    /// Open a store whose head is behind its witness, accepting the loss.
+    pub(crate) recover_rolled_back: bool,
+    /// The store was just restored from a backup: its witness starts anew.
+    pub(crate) restored: bool,
+}
+
+/// What opening found.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Opened {
+    /// The store was created by this open.
+    pub(crate) created: bool,
+    /// The store was migrated from the first format by this open.
+    pub(crate) migrated: bool,
+    /// The head was behind the witness and the caller accepted it.
+    pub(crate) rolled_back: Option<RollBack>,
+}
+
+/// A [`Keystore`] whose records are sealed and covered by the head.
+pub(crate) struct SealedStore {
+    inner: Box<dyn Keystore>,
+    root: Arc<RootKey>,
+    store_id: StoreId,
+    /// Serializes the read-modify-write of the head.
+    commit: Mutex<()>,
+    /// The sequence of the last commit applied.
+    seq: AtomicU64,
+    witness: Option<Witness>,
+}
+
+impl fmt::Debug for SealedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealedStore")
+            .field("inner", &self.inner)
+            .field("seq", &self.seq.load(Ordering::Relaxed))
+            .field("witness", &self.witness)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The error for a record that does not open.
+pub(crate) fn unreadable(ns: &str, id: &[u8]) -> StoreError {
+    StoreError::Corrupt(format!(
+        "record {} does not open (changed, or copied from another record or store)",
+        record_name(ns, id)
+    ))
+}
+
+/// A record's name for messages: `ns/id`, the id as text when it is text,
+/// else hex.
+pub(crate) fn record_name(ns: &str, id: &[u8]) -> String {
+    match std::str::from_utf8(id) {
+        Ok(s) if s.chars().all(|c| !c.is_control()) => format!("{ns}/{s}"),
+        _ => {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{ns}/0x{hex}")
+        }
+    }
+}
+
+impl SealedStore {
+    /// Opens `inner`: creates a new store (with `initial` as its first
+    /// commit), migrates a first-format store, or checks the store id, the
+    /// format, the head and the witness of an existing one. O(1) except for
+    /// creation and migration.
+    pub(crate) fn open(
+        inner: Box<dyn Keystore>,
+        root: Arc<RootKey>,
+        opts: &OpenOptions,
+        initial: impl FnOnce() -> Result<Batch>,
+    ) -> Result<(Self, Opened)> {
+        let mut opened = Opened::default();
+        let keys = root.keys();
+        let store_id = match inner.get(NS_HEAD, HEAD_STORE_ID)? {
+            Some(sealed) => {
+                let plain = open_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &sealed)
+                    .ok_or(Error::WrongRootKey)?;
+                StoreId::try_from(plain.as_slice())
+                    .map_err(|_| Error::CorruptStore("the store id has the wrong length".into()))?
+            }
+            None => match inner.get(NS_META, META_FORMAT)? {
+                Some(v) => {
+                    let version = <[u8; 4]>::try_from(v.as_slice())
+                        .map(u32::from_be_bytes)
+                        .map_err(|_| {
+                            Error::CorruptStore("format record has the wrong length".into())
+                        })?;
+                    if version != FIRST_FORMAT {
+                        return Err(Error::UnsupportedStoreVersion(version));
+                    }
+                    opened.migrated = true;
+                    migrate_first_format(inner.as_ref(), &root)?
+                }
+                None => {
+                    let mut any = false;
+                    inner
+                        .visit_all(&mut |_, _, _| {
+                            any = true;
+                            Err(StoreError::Other("stop".into()))
+                        })
+                        .or_else(|e| if any { Ok(()) } else { Err(e) })?;
+                    if any {
+                        return Err(Error::CorruptStore(
+                            "the store has records but no format record".into(),
+                        ));
+                    }
+                    if let Some(path) = &opts.witness
+                        && path.exists()
+                        && !opts.recover_rolled_back
+                    {
+                        return Err(Error::StoreRolledBack(
+                            format!(
+                                "the store is empty but its witness {} exists: the store was lost or replaced (to start a new store, remove the witness)",
+                                path.display()
+                            )
+                            .into(),
+                        ));
+                    }
+                    opened.created = true;
+                    create(inner.as_ref(), &root, initial()?)?
+                }
+            },
+        };
+        let mut store = Self {
+            inner,
+            root,
+            store_id,
+            commit: Mutex::new(()),
+            seq: AtomicU64::new(0),
+            witness: None,
+        };
+        if !opened.created && !opened.migrated {
+            let format = store
+                .get(NS_META, META_FORMAT)?
+                .ok_or_else(|| Error::CorruptStore("the format record is missing".into()))?;
+            let version = <[u8; 4]>::try_from(format.as_slice())
+                .map(u32::from_be_bytes)
+                .map_err(|_| Error::CorruptStore("format record has the wrong length".into()))?;
+            if version != STORE_FORMAT {
+                return Err(Error::UnsupportedStoreVersion(version));
+            }
+        }
+        let head = store.read_head()?;
+        store.seq.store(head.seq, Ordering::Release);
+        if let Some(path) = &opts.witness {
+            let key = &store.root.keys().witness;
+            let state = witness::read(path, key, &store.store_id)?;
+            let lost = match state {
+                WitnessState::At(w) if w > head.seq => Some(rolled_back(path, head.seq, Some(w))),
+                WitnessState::At(_) => None,
+                // A new or just migrated store, or one that crashed before
+                // its first witness was written, has nothing to lose.
+                WitnessState::Missing if head.seq <= 1 || opts.restored => None,
+                WitnessState::Missing | WitnessState::Foreign => {
+                    Some(rolled_back(path, head.seq, None))
+                }
+                WitnessState::Damaged => Some(Error::CorruptStore(
+                    format!(
+                        "the witness {} is damaged (open with recover_rolled_back to replace it)",
+                        path.display()
+                    )
+                    .into(),
+                )),
+            };
+            let witness = match (lost, state) {
+                (None, WitnessState::At(w)) => Witness::existing(path, key, &store.store_id, w)?,
+                (None, _) => Witness::create(path, key, &store.store_id, head.seq)?,
+                (Some(e), _) if !opts.recover_rolled_back => return Err(e),
+                (Some(_), state) => {
+                    opened.rolled_back = Some(RollBack {
+                        head_seq: head.seq,
+                        witness_seq: match state {
+                            WitnessState::At(w) => Some(w),
+                            _ => None,
+                        },
+                    });
+                    Witness::create(path, key, &store.store_id, head.seq)?
+                }
+            };
+            witness.record(head.seq)?;
+            store.witness = Some(witness);
+        }
+        Ok((store, opened))
+    }
+
+    /// The sequence of the last commit.
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// A backup of every record as stored, taken while no commit runs.
+    pub(crate) fn backup(&self) -> Result<(Vec<u8>, super::BackupInfo)> {
+        let _commit = self
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
+        let mut records = Vec::new();
+        self.inner.visit_all(&mut |ns, id, v| {
+            records.push((ns.to_owned(), id.to_vec(), v.to_vec()));
+            Ok(())
+        })?;
+        let n = records.len() as u64;
+        let seq = self.seq();
+        let bytes = super::backup::encode(&self.root, &self.store_id, seq, records)?;
+        let info = super::BackupInfo {
+            seq,
+            records: n,
+            bytes: bytes.len() as u64,
+        };
+        Ok((bytes, info))
+    }
+
+    fn keys(&self) -> &StoreKeys {
+        self.root.keys()
+    }
+
+    fn read_head(&self) -> Result<Head> {
+        read_head(self.inner.as_ref(), self.keys(), &self.store_id)
+    }
+
+    /// The opened value of `(ns, id)`.
+    pub(crate) fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.inner.get(ns, id)? {
+            None => Ok(None),
+            Some(sealed) => {
+                let mut plain = open_record(self.keys(), &self.store_id, ns, id, &sealed)
+                    .ok_or_else(|| unreadable(ns, id))?;
+                Ok(Some(std::mem::take(&mut *plain)))
+            }
+        }
+    }
+
+    /// The opened records that `scan` selects.
+    pub(crate) fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+        let mut out = self.inner.scan(ns, scan)?;
+        for (id, value) in &mut out {
+            let mut plain = open_record(self.keys(), &self.store_id, ns, id, value)
+                .ok_or_else(|| unreadable(ns, id))?;
+            *value = std::mem::take(&mut *plain);
+        }
+        Ok(out)
+    }
+
+    /// Seals and applies `batch` with the new head, atomically; returns the
+    /// commit's sequence.
+    pub(crate) fn commit(&self, batch: Batch) -> Result<u64> {
+        let _commit = self
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
+        let mut head = self.read_head()?;
+        let mut out = Batch::new();
+        stage(
+            self.inner.as_ref(),
+            self.keys(),
+            &self.store_id,
+            &mut head,
+            batch,
+            &mut out,
+            false,
+        )?;
+        head.seq += 1;
+        out.put(
+            NS_HEAD,
+            HEAD_HEAD.to_vec(),
+            seal_record(
+                self.keys(),
+                &self.store_id,
+                NS_HEAD,
+                HEAD_HEAD,
+                &head.encode(),
+            )?,
+        );
+        self.inner.apply(out)?;
+        self.seq.store(head.seq, Ordering::Release);
+        Ok(head.seq)
+    }
+
+    /// [`SealedStore::commit`] for callers that need no sequence.
+    pub(crate) fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        Keystore::apply(self, batch)
+    }
+
+    /// Makes every commit so far durable, then records it in the witness.
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        let seq = self.seq();
+        self.inner.flush()?;
+        if let Some(w) = &self.witness {
+            w.record(seq).map_err(|e| match e {
+                Error::Storage(s) => s,
+                other => StoreError::Io(other.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Checks every record and the digest (no commit runs meanwhile).
+    pub(crate) fn verify(&self) -> Result<Report> {
+        let _commit = self
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
+        let mut report = Report::default();
+        let head = match self.read_head() {
+            Ok(h) => Some(h),
+            Err(_) => {
+                report.unreadable.push(record_name(NS_HEAD, HEAD_HEAD));
+                None
+            }
+        };
+        let mut digest = Digest::default();
+        let mut count = 0u64;
+        let keys = self.keys();
+        self.inner.visit_all(&mut |ns, id, sealed| {
+            if ns == NS_HEAD {
+                return Ok(());
+            }
+            count += 1;
+            digest.add(&digest_term(keys, &self.store_id, ns, id, sealed));
+            if static_ns(ns).is_none()
+                || open_record(keys, &self.store_id, ns, id, sealed).is_none()
+            {
+                report.unreadable.push(record_name(ns, id));
+            }
+            Ok(())
+        })?;
+        report.records = count;
+        if let Some(h) = head {
+            report.head_seq = h.seq;
+            report.digest_matches = h.digest.matches(&digest) && h.count == count;
+        }
+        report.witness_seq = match &self.witness {
+            Some(w) => Some(w.written()?),
+            None => None,
+        };
+        Ok(report)
+    }
+}
+
+impl AsRef<dyn Keystore> for SealedStore {
+    fn as_ref(&self) -> &(dyn Keystore + 'static) {
+        self
+    }
+}
+
+impl Keystore for SealedStore {
+    fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        SealedStore::get(self, ns, id)
+    }
+
+    fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+        SealedStore::scan(self, ns, scan)
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        self.commit(batch).map(|_| ()).map_err(|e| match e {
+            Error::Storage(s) => s,
+            Error::StoreLocked(s) => StoreError::Locked(s),
+            other => StoreError::Corrupt(other.to_string()),
+        })
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        SealedStore::flush(self)
+    }
+}
+
+fn rolled_back(path: &std::path::Path, head: u64, witness: Option<u64>) -> Error {
+    let what = match witness {
+        Some(w) => format!(
+            "the store's head is at commit {head} but its witness {} is at commit {w}",
+            path.display()
+        ),
+        None => format!(
+            "the store is at commit {head} but its witness {} is missing or belongs to another store",
+            path.display()
+        ),
+    };
+    Error::StoreRolledBack(
+        format!(
+            "{what}: acknowledged writes were lost, or an old copy of the store was put back (to accept the loss, open with recover_rolled_back)"
+        )
+        .into(),
+    )
+}
+
+fn read_head(inner: &dyn Keystore, keys: &StoreKeys, store_id: &StoreId) -> Result<Head> {
+    let sealed = inner
+        .get(NS_HEAD, HEAD_HEAD)?
+        .ok_or_else(|| Error::CorruptStore("the head record is missing".into()))?;
+    open_record(keys, store_id, NS_HEAD, HEAD_HEAD, &sealed)
+        .and_then(|p| Head::decode(&p))
+        .ok_or_else(|| Error::CorruptStore("the head record does not open".into()))
+}
+
+/// Seals the changes of `batch` into `out` and updates `head`'s digest and
+/// count: the term of each record replaced or deleted is subtracted, the term
+/// of each record written added. `fresh`: the store's records are not yet
+/// covered by the head (creation, migration), so nothing is subtracted.
+fn stage(
+    inner: &dyn Keystore,
+    keys: &StoreKeys,
+    store_id: &StoreId,
+    head: &mut Head,
+    batch: Batch,
+    out: &mut Batch,
+    fresh: bool,
+) -> Result<()> {
+    // What this batch has written so far, so a record changed twice
+    // subtracts its own earlier term.
+    let mut overlay: HashMap<(&'static str, Vec<u8>), Option<[u8; 32]>> = HashMap::new();
+    for op in batch.into_ops() {
+        let (ns, id) = match &op {
+            Op::Put { ns, id, .. } | Op::Delete { ns, id } => (*ns, id.clone()),
+        };
+        if ns == NS_HEAD {
+            return Err(Error::InternalFailure);
+        }
+        let old = match overlay.get(&(ns, id.clone())) {
+            Some(t) => *t,
+            None if fresh => None,
+            None => inner
+                .get(ns, &id)?
+                .map(|v| digest_term(keys, store_id, ns, &id, &v)),
+        };
+        if let Some(t) = old {
+            head.digest.sub(&t);
+            head.count = head.count.saturating_sub(1);
+        }
+        match op {
+            Op::Put { ns, id, mut value } => {
+                let sealed = seal_record(keys, store_id, ns, &id, &value)?;
+                value.zeroize();
+                let t = digest_term(keys, store_id, ns, &id, &sealed);
+                head.digest.add(&t);
+                head.count += 1;
+                overlay.insert((ns, id.clone()), Some(t));
+                out.put(ns, id, sealed);
+            }
+            Op::Delete { ns, id } => {
+                overlay.insert((ns, id.clone()), None);
+                out.delete(ns, id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a new store: its id, then `initial` and the format record, and
+/// the head, in one batch.
+fn create(inner: &dyn Keystore, root: &RootKey, initial: Batch) -> Result<StoreId> {
+    let mut store_id = NO_STORE_ID;
+    fill_random(&mut store_id)?;
+    let keys = root.keys();
+    let mut batch = initial;
+    batch.put(NS_META, META_FORMAT, STORE_FORMAT.to_be_bytes().to_vec());
+    write_new(inner, keys, &store_id, batch)?;
+    Ok(store_id)
+}
+
+/// Writes `batch` into a store that has no head yet, with the store id and
+/// the head of commit 1, in one batch, and flushes. Records already in the
+/// store are not covered by any digest: `batch` must overwrite or delete each.
+fn write_new(
+    inner: &dyn Keystore,
+    keys: &StoreKeys,
+    store_id: &StoreId,
+    batch: Batch,
+) -> Result<()> {
+    let mut head = Head::default();
+    let mut out = Batch::new();
+    out.put(
+        NS_HEAD,
+        HEAD_STORE_ID.to_vec(),
+        seal_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, store_id)?,
+    );
+    stage(inner, keys, store_id, &mut head, batch, &mut out, true)?;
+    head.seq = 1;
+    out.put(
+        NS_HEAD,
+        HEAD_HEAD.to_vec(),
+        seal_record(keys, store_id, NS_HEAD, HEAD_HEAD, &head.encode())?,
+    );
+    inner.apply(out)?;
+    inner.flush()?;
+    Ok(())
+}
+
+/// Migrates a first-format store in place: every record is sealed (material
+/// bound to generation 0), the root check is replaced by the store id, and
+/// the head is written, all in one atomic batch. A crash leaves the first
+/// format or the new one, never a mix.
+fn migrate_first_format(inner: &dyn Keystore, root: &RootKey) -> Result<StoreId> {
+    let check = inner
+        .get(NS_META, META_ROOT_CHECK)?
+        .ok_or_else(|| Error::CorruptStore("root key check record is missing".into()))?;
+    match root.open(NS_META, META_ROOT_CHECK, &check) {
+        Some(p) if p.as_slice() == ROOT_CHECK_PLAINTEXT => {}
+        _ => return Err(Error::WrongRootKey),
+    }
+    let mut records: Vec<(&'static str, Vec<u8>, Vec<u8>)> = Vec::new();
+    inner.visit_all(&mut |ns, id, value| {
+        let Some(ns) = static_ns(ns).filter(|n| *n != NS_HEAD) else {
+            return Err(StoreError::Corrupt(format!(
+                "a first-format store holds a record in the unknown namespace {ns:?}"
+            )));
+        };
+        records.push((ns, id.to_vec(), value.to_vec()));
+        Ok(())
+    })?;
+    let mut store_id = NO_STORE_ID;
+    fill_random(&mut store_id)?;
+    let mut batch = Batch::new();
+    for (ns, id, value) in records {
+        if ns == NS_META && (id == META_FORMAT || id == META_ROOT_CHECK) {
+            continue;
+        }
+        let value = if ns == NS_MATERIAL {
+            [0u64.to_be_bytes().as_slice(), &value].concat()
+        } else {
+            value
+        };
+        batch.put(ns, id, value);
+    }
+    batch.put(NS_META, META_FORMAT, STORE_FORMAT.to_be_bytes().to_vec());
+    batch.delete(NS_META, META_ROOT_CHECK.to_vec());
+    write_new(inner, root.keys(), &store_id, batch)?;
+    Ok(store_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_add_and_sub_are_inverse_mod_2_256() {
+        let mut d = Digest::default();
+        let a = [0xff; 32];
+        let mut b = [0u8; 32];
+        b[31] = 2;
+        d.add(&a);
+        d.add(&b);
+        let mut expect = [0u8; 32];
+        expect[31] = 1;
+        assert_eq!(d.0, expect, "wraps mod 2^256");
+        d.sub(&a);
+        assert_eq!(d.0, b);
+        d.sub(&b);
+        assert_eq!(d, Digest::default());
+        d.sub(&b);
+        d.add(&b);
+        assert_eq!(d, Digest::default());
+    }
+
+    #[test]
+    fn head_round_trips_and_refuses_other_lengths() {
+        let h = Head {
+            seq: 7,
+            count: 3,
+            digest: Digest([9; 32]),
+        };
+        assert_eq!(Head::decode(&h.encode()), Some(h));
+        assert_eq!(Head::decode(&h.encode()[..48]), None);
+        let mut other = h.encode();
+        other[0] = 2;
+        assert_eq!(Head::decode(&other), None);
+    }
+}

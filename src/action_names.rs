@@ -35,6 +35,13 @@ pub(crate) const WIRE_ACTIONS: &[&str] = &[
     "UntagResource",
     "ListResourceTags",
     "DescribeRegions",
+    "GetPublicKey",
+    "AsymmetricSign",
+    "AsymmetricVerify",
+    "AsymmetricEncrypt",
+    "AsymmetricDecrypt",
+    "GenerateMac",
+    "VerifyMac",
 ];
 
 /// Operations of the Rust API that have no wire action, named like actions.

@@ -492,6 +492,45 @@ impl Kms {
         Ok(())
     }
 
+    /// Seals variable-length `material` (a PKCS#8 private key, an HMAC key,
+    /// an SM4 key) as version `version_id` of `key_id` into `batch`. The one
+    /// write path of material that is not 32 bytes; read it back with
+    /// [`Kms::load_material_bytes`].
+    pub(crate) fn put_material_bytes(
+        &self,
+        batch: &mut Batch,
+        key_id: &str,
+        version_id: &str,
+        material: &[u8],
+    ) -> Result<()> {
+        let id = material_id(key_id, version_id);
+        let sealed = self.root.seal(NS_MATERIAL, &id, material)?;
+        batch.put(NS_MATERIAL, id, sealed);
+        Ok(())
+    }
+
+    /// Opens the material of version `version_id` of `key_id`, whatever its
+    /// length: `None` when there is no such record, `CorruptStore` when it
+    /// does not open.
+    pub(crate) fn load_material_bytes(
+        &self,
+        key_id: &str,
+        version_id: &str,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let id = material_id(key_id, version_id);
+        let Some(sealed) = self.store.get(NS_MATERIAL, &id)? else {
+            return Ok(None);
+        };
+        self.root
+            .open(NS_MATERIAL, &id, &sealed)
+            .map(Some)
+            .ok_or_else(|| {
+                Error::CorruptStore(
+                    format!("material of {key_id} version {version_id} does not open").into(),
+                )
+            })
+    }
+
     // ---- writing keys ------------------------------------------------------
 
     /// Creates a key: under the writer lock, assigns its sequence number, lets

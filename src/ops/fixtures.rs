@@ -18,6 +18,7 @@ use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{Error, Result};
 use crate::kms::Kms;
 use crate::ops::aliases::AliasName;
+use crate::ops::asymmetric::{NewMaterial, asym_spec, check_spec_usage, service_usage};
 use crate::ops::tags::Tag;
 use crate::paging::Paging;
 use crate::secret::KeyMaterial;
@@ -64,7 +65,7 @@ struct PlannedKey {
     record: KeyRecord,
     aliases: Vec<AliasName>,
     tags: Vec<Tag>,
-    materials: Vec<KeyMaterial>,
+    materials: Vec<NewMaterial>,
     /// The state and date to set after the aliases exist (CreateAlias
     /// refuses a key pending deletion).
     deletion: Option<i64>,
@@ -358,7 +359,39 @@ impl Kms {
                 ));
             }
             versions.push(version);
-            materials.push(material);
+            materials.push(NewMaterial::Aes(material));
+        }
+        let spec: KeySpec = parsed(m, path, "KeySpec")?.unwrap_or(KeySpec::Aes256);
+        let usage: KeyUsage = match parsed(m, path, "KeyUsage")? {
+            Some(u) => u,
+            None => service_usage(asym_spec(spec).default_usage()),
+        };
+        check_spec_usage(spec, usage).map_err(|e| bad(&format!("{path}.KeyUsage"), e))?;
+        if spec != KeySpec::Aes256 {
+            let key_spec_path = format!("{path}.KeySpec");
+            if external {
+                return Err(bad(&key_spec_path, "EXTERNAL keys must be Aliyun_AES_256"));
+            }
+            if automatic_rotation && spec != KeySpec::Sm4 {
+                return Err(bad(
+                    &key_spec_path,
+                    "only symmetric keys rotate automatically",
+                ));
+            }
+            if listed
+                .iter()
+                .any(|v| v.get("MaterialHex").is_some() || v.get("MaterialBase64").is_some())
+            {
+                return Err(bad(
+                    &key_spec_path,
+                    "fixed key material is only for Aliyun_AES_256 keys",
+                ));
+            }
+            // Generated while planning, before any write: RSA is slow.
+            materials = versions
+                .iter()
+                .map(|_| self.new_material_for(spec))
+                .collect::<Result<Vec<_>>>()?;
         }
         let interval = rotation_interval.unwrap_or(crate::ops::keys::DEFAULT_ROTATION_INTERVAL);
         let primary_created = versions.last().map_or(created, |v| v.created);
@@ -368,8 +401,8 @@ impl Kms {
             created,
             description: description.to_owned(),
             state,
-            usage: parsed(m, path, "KeyUsage")?.unwrap_or(KeyUsage::EncryptDecrypt),
-            spec: parsed(m, path, "KeySpec")?.unwrap_or(KeySpec::Aes256),
+            usage,
+            spec,
             origin,
             protection: parsed(m, path, "ProtectionLevel")?.unwrap_or(ProtectionLevel::Software),
             delete_date: None,
@@ -449,7 +482,7 @@ impl Kms {
         self.insert_key(|seq, batch| {
             record.seq = seq;
             for (v, m) in record.versions.iter().zip(&materials) {
-                self.put_material(batch, &record.key_id, &v.id, m)?;
+                self.put_new_material(batch, &record.key_id, &v.id, m)?;
             }
             crate::ops::tags::put_new_key_tags(batch, &record.key_id, &tags);
             Ok(record)
@@ -545,7 +578,7 @@ impl Kms {
             let mut o = Map::new();
             o.insert("KeyVersionId".into(), v.id.clone().into());
             o.insert("CreationDate".into(), format_timestamp(v.created).into());
-            if material && !r.material_deleted {
+            if material && !r.material_deleted && r.spec == KeySpec::Aes256 {
                 let id = material_id(key_id, &v.id);
                 let opened = self
                     .store

@@ -706,12 +706,41 @@ impl AsymmetricKeyHandle<'_> {
         }
     }
 
-    fn try_sign_as(&self, algorithm: Algorithm, msg: &[u8]) -> signature::Result<Vec<u8>> {
-        self.sign_message(algorithm, msg)
+    /// `InvalidParameter` naming `KeyId` unless the key is of one of
+    /// `specs` (the signature type's curve or key kind).
+    fn check_spec(&self, specs: &[KeySpec]) -> Result<()> {
+        let id = self.kms.resolve_key(&self.key_id, "KeyId", true)?;
+        let spec = self.kms.entry(&id)?.record.spec;
+        if specs.contains(&spec) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "KeyId",
+                format!("this signature type needs a key of {specs:?}, and the key is {spec}"),
+            ))
+        }
+    }
+
+    fn try_sign_as(
+        &self,
+        specs: &[KeySpec],
+        algorithm: Algorithm,
+        msg: &[u8],
+    ) -> signature::Result<Vec<u8>> {
+        self.check_spec(specs)
+            .and_then(|()| self.sign_message(algorithm, msg))
             .map_err(signature::Error::from_source)
     }
 
-    fn try_verify_as(&self, algorithm: Algorithm, msg: &[u8], sig: &[u8]) -> signature::Result<()> {
+    fn try_verify_as(
+        &self,
+        specs: &[KeySpec],
+        algorithm: Algorithm,
+        msg: &[u8],
+        sig: &[u8],
+    ) -> signature::Result<()> {
+        self.check_spec(specs)
+            .map_err(signature::Error::from_source)?;
         match self.verify_message(algorithm, msg, sig) {
             Ok(true) => Ok(()),
             Ok(false) => Err(signature::Error::new()),
@@ -724,10 +753,10 @@ impl AsymmetricKeyHandle<'_> {
 /// encoding the service produces (`$from` parses the service's bytes,
 /// `$to` gives the bytes the service reads).
 macro_rules! signature_traits {
-    ($($sig:ty, $alg:expr, |$b:ident| $from:expr, |$s:ident| $to:expr;)*) => {$(
+    ($($sig:ty, $specs:expr, $alg:expr, |$b:ident| $from:expr, |$s:ident| $to:expr;)*) => {$(
         impl signature::Signer<$sig> for AsymmetricKeyHandle<'_> {
             fn try_sign(&self, msg: &[u8]) -> signature::Result<$sig> {
-                let $b = self.try_sign_as($alg, msg)?;
+                let $b = self.try_sign_as($specs, $alg, msg)?;
                 $from
             }
         }
@@ -735,26 +764,26 @@ macro_rules! signature_traits {
         impl signature::Verifier<$sig> for AsymmetricKeyHandle<'_> {
             fn verify(&self, msg: &[u8], signature: &$sig) -> signature::Result<()> {
                 let $s = signature;
-                self.try_verify_as($alg, msg, &$to)
+                self.try_verify_as($specs, $alg, msg, &$to)
             }
         }
     )*};
 }
 
 signature_traits! {
-    p256::ecdsa::Signature, Algorithm::EcdsaSha256,
+    p256::ecdsa::Signature, &[KeySpec::EcP256], Algorithm::EcdsaSha256,
         |b| p256::ecdsa::Signature::from_der(&b), |s| s.to_der().to_bytes();
-    p256::ecdsa::DerSignature, Algorithm::EcdsaSha256,
+    p256::ecdsa::DerSignature, &[KeySpec::EcP256], Algorithm::EcdsaSha256,
         |b| p256::ecdsa::DerSignature::try_from(b.as_slice()), |s| s.to_bytes();
-    k256::ecdsa::Signature, Algorithm::EcdsaSha256,
+    k256::ecdsa::Signature, &[KeySpec::EcP256K], Algorithm::EcdsaSha256,
         |b| k256::ecdsa::Signature::from_der(&b), |s| s.to_der().to_bytes();
-    k256::ecdsa::DerSignature, Algorithm::EcdsaSha256,
+    k256::ecdsa::DerSignature, &[KeySpec::EcP256K], Algorithm::EcdsaSha256,
         |b| k256::ecdsa::DerSignature::try_from(b.as_slice()), |s| s.to_bytes();
-    rsa::pkcs1v15::Signature, Algorithm::RsaPkcs1Sha256,
+    rsa::pkcs1v15::Signature, &[KeySpec::Rsa2048, KeySpec::Rsa3072], Algorithm::RsaPkcs1Sha256,
         |b| rsa::pkcs1v15::Signature::try_from(b.as_slice()), |s| signature::SignatureEncoding::to_vec(s);
-    rsa::pss::Signature, Algorithm::RsaPssSha256,
+    rsa::pss::Signature, &[KeySpec::Rsa2048, KeySpec::Rsa3072], Algorithm::RsaPssSha256,
         |b| rsa::pss::Signature::try_from(b.as_slice()), |s| signature::SignatureEncoding::to_vec(s);
-    sm2::dsa::Signature, Algorithm::Sm2Dsa,
+    sm2::dsa::Signature, &[KeySpec::EcSm2], Algorithm::Sm2Dsa,
         |b| sm2::dsa::DerSignature::from_bytes(&b).and_then(sm2::dsa::Signature::try_from),
         |s| sm2::dsa::DerSignature::from(*s).to_vec();
 }

@@ -378,20 +378,27 @@ impl Kms {
                     "only symmetric keys rotate automatically",
                 ));
             }
-            if listed
-                .iter()
-                .any(|v| v.get("MaterialHex").is_some() || v.get("MaterialBase64").is_some())
-            {
+            let fixed =
+                |v: &Value| v.get("MaterialHex").is_some() || v.get("MaterialBase64").is_some();
+            // 32-byte HMAC keys take fixed material like AES keys (tests
+            // against other HMAC implementations); other specs do not.
+            let takes_32 = matches!(spec, KeySpec::HmacSha256 | KeySpec::HmacSm3);
+            if !takes_32 && listed.iter().any(fixed) {
                 return Err(bad(
                     &key_spec_path,
-                    "fixed key material is only for Aliyun_AES_256 keys",
+                    "fixed key material is only for Aliyun_AES_256, HMAC_SHA_256 and HMAC_SM3 keys",
                 ));
             }
             // Generated while planning, before any write: RSA is slow.
-            materials = versions
-                .iter()
-                .map(|_| self.new_material_for(spec))
-                .collect::<Result<Vec<_>>>()?;
+            let given = std::mem::take(&mut materials);
+            for (j, m) in given.into_iter().enumerate() {
+                materials.push(match m {
+                    NewMaterial::Aes(k) if takes_32 && listed.get(j).is_some_and(fixed) => {
+                        NewMaterial::Bytes(Zeroizing::new(k.expose().to_vec()))
+                    }
+                    _ => self.new_material_for(spec)?,
+                });
+            }
         }
         let interval = rotation_interval.unwrap_or(crate::ops::keys::DEFAULT_ROTATION_INTERVAL);
         let primary_created = versions.last().map_or(created, |v| v.created);

@@ -126,3 +126,35 @@ mod tests {
         assert!(header(PlaintextKind::Text, "short", VER, &[0; 12]).is_err());
     }
 }
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use crate::crypto::asym::sm4_gcm_seal;
+    use crate::crypto::blob::with_aad;
+
+    /// The golden vector of `docs/FORMAT.md` ("SM4-GCM blob, v2").
+    #[test]
+    fn golden_vector() {
+        let key: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let nonce: [u8; 12] = core::array::from_fn(|i| 0xa0 + i as u8);
+        let mut blob = header(
+            PlaintextKind::Text,
+            "0b5e1f0c-9c53-4b8e-a0ae-2b7a8c5f0d11",
+            "7f7e1d36-3f4c-4a3d-9d1c-6c1b2a3e4f50",
+            &nonce,
+        )
+        .expect("ids");
+        let context = crate::crypto::context::EncryptionContext::empty();
+        let sealed = with_aad(&blob, context.encoded(), |aad| {
+            sm4_gcm_seal(&key, &nonce, aad, b"hello sm4")
+        })
+        .expect("seal");
+        blob.extend_from_slice(&sealed);
+        let hex: String = blob.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "020130623565316630632d396335332d346238652d613061652d32623761386335663064313137663765316433362d336634632d346133642d396431632d366331623261336534663530a0a1a2a3a4a5a6a7a8a9aaab552ba5076294f39bddeb49ad0503d93bd3c23efb70a2ad6b11"
+        );
+    }
+}

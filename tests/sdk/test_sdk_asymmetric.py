@@ -1,4 +1,5 @@
-"""Asymmetric, HMAC and SM4 keys through the official Python SDKs, in all
+"""(Named to run after test_sdk.py, whose ListKeys check reads page 1.)
+Asymmetric, HMAC and SM4 keys through the official Python SDKs, in all
 three modes (SPEC section 11): CreateKey with KeySpec/KeyUsage,
 GetPublicKey, AsymmetricSign/Verify/Encrypt/Decrypt, GenerateMac/VerifyMac,
 SM4 Encrypt/Decrypt; signatures checked with `cryptography` against the

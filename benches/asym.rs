@@ -79,5 +79,57 @@ fn layer(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, raw, layer);
+/// The KMS operations over the same inputs (`kms/...`): compare with
+/// `raw/...` of the same run. Plus CreateKey of RSA_3072, which is slow and
+/// kept off every other path.
+fn service(c: &mut Criterion) {
+    use localkms::{CreateKeyRequest, Kms};
+    let kms = Kms::in_memory().unwrap();
+    let create = |spec| {
+        let m = kms
+            .create_key(&CreateKeyRequest {
+                key_spec: spec,
+                ..Default::default()
+            })
+            .unwrap();
+        (m.key_id, m.primary_key_version)
+    };
+    let digest = sha256(b"bench message");
+    let (p256, p256_v) = create(localkms::KeySpec::EcP256);
+    c.bench_function("kms/p256_sign", |b| {
+        b.iter(|| {
+            kms.asymmetric_sign(&p256, &p256_v, Algorithm::EcdsaSha256, black_box(&digest))
+                .unwrap()
+        })
+    });
+    let (rsa, rsa_v) = create(localkms::KeySpec::Rsa2048);
+    c.bench_function("kms/rsa2048_sign_pkcs1", |b| {
+        b.iter(|| {
+            kms.asymmetric_sign(&rsa, &rsa_v, Algorithm::RsaPkcs1Sha256, black_box(&digest))
+                .unwrap()
+        })
+    });
+    let (hmac, _) = create(localkms::KeySpec::HmacSha256);
+    let msg = vec![0x5au8; 1024];
+    let mut g = c.benchmark_group("kms");
+    g.throughput(Throughput::Bytes(msg.len() as u64));
+    g.bench_function("hmac_sha256_1KiB", |b| {
+        b.iter(|| {
+            kms.generate_mac(&hmac, Algorithm::HmacSha256, black_box(&msg))
+                .unwrap()
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("kms_keygen");
+    g.sample_size(10);
+    g.bench_function("create_key_rsa3072", |b| {
+        b.iter(|| create(localkms::KeySpec::Rsa3072))
+    });
+    g.bench_function("create_key_ec_p256", |b| {
+        b.iter(|| create(localkms::KeySpec::EcP256))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, raw, layer, service);
 criterion_main!(benches);

@@ -51,6 +51,13 @@ pub(crate) const WIRE_ACTIONS: &[&str] = &[
     "GetRandomPassword",
     "GetSecretPolicy",
     "SetSecretPolicy",
+    "GetPublicKey",
+    "AsymmetricSign",
+    "AsymmetricVerify",
+    "AsymmetricEncrypt",
+    "AsymmetricDecrypt",
+    "GenerateMac",
+    "VerifyMac",
 ];
 
 /// Operations of the Rust API that have no wire action, named like actions.

@@ -23,6 +23,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use xaes_256_gcm::Xaes256Gcm;
+use zeroize::Zeroizing;
+
+use crate::crypto::asym::{PrivateKey, PublicKey};
 
 use crate::error::{Error, Result};
 use crate::store::record::KeyRecord;
@@ -33,6 +36,25 @@ use crate::store::record::KeyRecord;
 pub(crate) struct KeyEntry {
     pub record: KeyRecord,
     pub(crate) ciphers: RwLock<IdMap<Arc<Xaes256Gcm>>>,
+    /// The parsed secrets of the versions of a key that is not
+    /// `Aliyun_AES_256` (private keys, HMAC and SM4 keys), by version id.
+    pub(crate) secrets: RwLock<IdMap<Arc<VersionSecret>>>,
+}
+
+/// The parsed secret of one version of a key that is not `Aliyun_AES_256`,
+/// cached like the ciphers so an operation does not parse PKCS#8 each time.
+/// Zeroized on drop (the key types and `Zeroizing` see to it); never printed.
+#[allow(clippy::large_enum_variant)] // always behind an Arc, built once per version
+pub(crate) enum VersionSecret {
+    /// An RSA, EC or SM2 private key, with its public half.
+    Private {
+        /// The private key.
+        key: PrivateKey,
+        /// Its public key, derived once.
+        public: PublicKey,
+    },
+    /// An HMAC key or an SM4 key: raw bytes.
+    Raw(Zeroizing<Vec<u8>>),
 }
 
 impl KeyEntry {
@@ -40,6 +62,7 @@ impl KeyEntry {
         Arc::new(Self {
             record,
             ciphers: RwLock::new(IdMap::default()),
+            secrets: RwLock::new(IdMap::default()),
         })
     }
 }

@@ -949,6 +949,175 @@ fn dispatch_seeds() -> Vec<Vec<u8>> {
     .collect()
 }
 
+// ---- asymmetric and MAC inputs ------------------------------------------------
+
+/// The keys of [`asym_inputs`]: (key id, version id, algorithm) for an
+/// EC_P256 signer, an RSA_2048 PSS signer, an SM2 signer, an RSA_2048
+/// OAEP-SHA-256 decrypter, an SM2 decrypter and an HMAC_SHA_256 key.
+type AsymFixture = (Kms, Vec<(String, String, crate::crypto::asym::Algorithm)>);
+
+fn asym_fixture() -> &'static AsymFixture {
+    use crate::crypto::asym::Algorithm as A;
+    use crate::types::{KeySpec as S, KeyUsage as U};
+    static KMS: OnceLock<AsymFixture> = OnceLock::new();
+    KMS.get_or_init(|| {
+        let build = || -> crate::error::Result<AsymFixture> {
+            let kms = Kms::builder()
+                .in_memory()
+                .clock(ManualClock::new(T0))
+                .build()?;
+            let mut keys = Vec::new();
+            for (spec, usage, alg) in [
+                (S::EcP256, U::SignVerify, A::EcdsaSha256),
+                (S::Rsa2048, U::SignVerify, A::RsaPssSha256),
+                (S::EcSm2, U::SignVerify, A::Sm2Dsa),
+                (S::Rsa2048, U::EncryptDecrypt, A::RsaesOaepSha256),
+                (S::EcSm2, U::EncryptDecrypt, A::Sm2Pke),
+                (S::HmacSha256, U::GenerateVerifyMac, A::HmacSha256),
+            ] {
+                let m = kms.create_key(&crate::ops::keys::CreateKeyRequest {
+                    key_spec: spec,
+                    key_usage: Some(usage),
+                    ..Default::default()
+                })?;
+                keys.push((m.key_id, m.primary_key_version, alg));
+            }
+            Ok((kms, keys))
+        };
+        build().expect("the asym fuzzing fixture builds") // safe: in memory, fixed valid inputs
+    })
+}
+
+/// Target `asym_inputs`. Input: a selector byte, then a digest or message
+/// length byte, then the digest or message, then the signature, ciphertext
+/// or MAC. Selectors 0-2 verify (and for a 32-byte digest, sign and check
+/// the signature verifies and a flipped one does not), 3-4 decrypt, 5
+/// verifies a MAC (and checks a generated one), 6-7 go through the wire.
+/// No input may panic, answer 500, or give any error but a parameter error.
+pub fn asym_inputs(data: &[u8]) {
+    use base64::engine::general_purpose::STANDARD;
+    let (kms, keys) = asym_fixture();
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let (n, rest) = rest
+        .split_first()
+        .map_or((0, &[][..]), |(n, r)| (usize::from(*n), r));
+    let (first, second) = rest.split_at(n.min(rest.len()));
+    let param_error = |e: &Error| {
+        matches!(
+            e,
+            Error::InvalidParameter { .. } | Error::MissingParameter(_)
+        )
+    };
+    match sel % 8 {
+        i @ 0..=2 => {
+            let (id, v, alg) = &keys[usize::from(i)];
+            match kms.asymmetric_verify(id, v, *alg, first, second) {
+                Ok(_) => {}
+                Err(e) => assert!(param_error(&e), "verify: {e:?}"),
+            }
+            if first.len() == 32 {
+                let sig = kms
+                    .asymmetric_sign(id, v, *alg, first)
+                    .expect("sign a digest")
+                    .value;
+                assert!(
+                    kms.asymmetric_verify(id, v, *alg, first, &sig)
+                        .expect("verify")
+                        .value
+                );
+                let mut bad = sig.clone();
+                let at = usize::from(second.first().copied().unwrap_or(0)) % bad.len();
+                bad[at] ^= 0x01;
+                assert!(
+                    !kms.asymmetric_verify(id, v, *alg, first, &bad)
+                        .map(|r| r.value)
+                        .unwrap_or(false)
+                );
+            }
+        }
+        i @ 3..=4 => {
+            let (id, v, alg) = &keys[usize::from(i)];
+            match kms.asymmetric_decrypt(id, v, *alg, rest) {
+                Ok(p) => {
+                    // Whatever decrypts must be what encrypting it gives back.
+                    let again = kms
+                        .asymmetric_encrypt(id, v, *alg, p.plaintext.expose_secret())
+                        .map(|c| c.ciphertext_blob);
+                    if let Ok(c) = again {
+                        let round = kms.asymmetric_decrypt(id, v, *alg, &c).expect("round trip");
+                        assert_eq!(round.plaintext.expose_secret(), p.plaintext.expose_secret());
+                    }
+                }
+                Err(e) => assert!(param_error(&e), "decrypt: {e:?}"),
+            }
+        }
+        5 => {
+            let (id, _, alg) = &keys[5];
+            match kms.verify_mac(id, *alg, first, second) {
+                Ok(r) => assert!(!r.value || second.len() == 32),
+                Err(e) => assert!(param_error(&e), "verify_mac: {e:?}"),
+            }
+            if let Ok(m) = kms.generate_mac(id, *alg, first) {
+                assert!(
+                    kms.verify_mac(id, *alg, first, &m.mac)
+                        .expect("verify")
+                        .value
+                );
+            }
+        }
+        i => {
+            let (id, v, alg) = if i == 6 { &keys[0] } else { &keys[3] };
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let mut params = vec![
+                (
+                    "Action".to_owned(),
+                    if i == 6 {
+                        "AsymmetricVerify"
+                    } else {
+                        "AsymmetricDecrypt"
+                    }
+                    .to_owned(),
+                ),
+                ("KeyId".to_owned(), id.clone()),
+                ("KeyVersionId".to_owned(), v.clone()),
+                ("Algorithm".to_owned(), alg.as_str().to_owned()),
+            ];
+            if i == 6 {
+                params.push(("Digest".into(), STANDARD.encode(first)));
+                params.push(("Value".into(), text(second)));
+            } else {
+                params.push(("CiphertextBlob".into(), text(rest)));
+            }
+            let r = crate::wire::dispatch(kms, &params);
+            assert!(
+                r.status == 200 || r.status == 400,
+                "{}: {}",
+                r.status,
+                r.body
+            );
+        }
+    }
+}
+
+fn asym_seeds() -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    for sel in 0u8..8 {
+        seeds.push(vec![sel]);
+        let mut s = vec![sel, 32];
+        s.extend_from_slice(&[0x5a; 32]);
+        s.extend_from_slice(b"0D\x02 \x01\x02");
+        seeds.push(s);
+        let mut s = vec![sel, 3, 1, 2, 3];
+        s.extend(std::iter::repeat_n(0xa5, 256));
+        seeds.push(s);
+    }
+    seeds.push(b"\x06\x20AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAMEQCIA==".to_vec());
+    seeds.push(b"\x07\x00MIIBCgKCAQEA!!not base64".to_vec());
+    seeds
+}
+
 /// The seed corpus of each target, by target name. `tests/fuzz_corpus.rs`
 /// checks that the committed files under `fuzz/seeds/` hold them.
 pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
@@ -959,6 +1128,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("encryption_context", context_seeds()),
         ("state_model", model_seeds()),
         ("dispatch", dispatch_seeds()),
+        ("asym_inputs", asym_seeds()),
     ]
 }
 
@@ -971,6 +1141,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "encryption_context" => encryption_context(data),
         "state_model" => state_model(data),
         "dispatch" => dispatch(data),
+        "asym_inputs" => asym_inputs(data),
         _ => return false,
     }
     true

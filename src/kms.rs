@@ -636,6 +636,26 @@ impl Kms {
         record: &KeyRecord,
         version_id: &str,
     ) -> Result<KeyMaterial> {
+        let opened = self.open_material_bytes(record, version_id)?;
+        KeyMaterial::from_slice(&opened).ok_or_else(|| {
+            Error::CorruptStore(
+                format!(
+                    "material of {} version {version_id} is not 32 bytes",
+                    record.key_id
+                )
+                .into(),
+            )
+        })
+    }
+
+    /// Opens the material of one version of `record`, whatever its length
+    /// (a PKCS#8 private key, an HMAC key, an SM4 key), refusing a copy of
+    /// another generation of the key.
+    pub(crate) fn open_material_bytes(
+        &self,
+        record: &KeyRecord,
+        version_id: &str,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let key_id = record.key_id.as_str();
         let id = material_id(key_id, version_id);
         let value = self.store.get(NS_MATERIAL, &id)?.ok_or_else(|| {
@@ -659,14 +679,11 @@ impl Kms {
                 .into(),
             ));
         }
-        self.root
-            .open(NS_MATERIAL, &id, sealed)
-            .and_then(|m| KeyMaterial::from_slice(&m))
-            .ok_or_else(|| {
-                Error::CorruptStore(
-                    format!("material of {key_id} version {version_id} does not open").into(),
-                )
-            })
+        self.root.open(NS_MATERIAL, &id, sealed).ok_or_else(|| {
+            Error::CorruptStore(
+                format!("material of {key_id} version {version_id} does not open").into(),
+            )
+        })
     }
 
     /// Seals `material` as version `version_id` of `key_id` into `batch`. The
@@ -681,6 +698,23 @@ impl Kms {
     ) -> Result<()> {
         let id = material_id(key_id, version_id);
         let sealed = self.root.seal(NS_MATERIAL, &id, material.expose())?;
+        batch.put(NS_MATERIAL, id, sealed);
+        Ok(())
+    }
+
+    /// Seals variable-length `material` (a PKCS#8 private key, an HMAC key,
+    /// an SM4 key) as version `version_id` of `key_id` into `batch`. The one
+    /// write path of material that is not 32 bytes; read it back with
+    /// [`Kms::open_material_bytes`].
+    pub(crate) fn put_material_bytes(
+        &self,
+        batch: &mut Batch,
+        key_id: &str,
+        version_id: &str,
+        material: &[u8],
+    ) -> Result<()> {
+        let id = material_id(key_id, version_id);
+        let sealed = self.root.seal(NS_MATERIAL, &id, material)?;
         batch.put(NS_MATERIAL, id, sealed);
         Ok(())
     }

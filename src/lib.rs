@@ -29,6 +29,7 @@ pub mod wire;
 
 pub use audit::{AuditEvent, AuditSink, JsonLinesAudit, MemoryAudit};
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
+pub use crypto::asym::Algorithm;
 pub use crypto::context::{EncryptionContext, MAX_ENCRYPTION_CONTEXT_CHARS};
 pub use crypto::envelope::ENVELOPE_CHUNK_BYTES;
 pub use error::{
@@ -40,12 +41,17 @@ pub use kms::{
     Config, DEFAULT_ACCOUNT_ID, DEFAULT_REGION_ID, Durability, Kms, KmsBuilder, ROOT_KEY_FILE,
 };
 pub use ops::aliases::{AliasEntry, AliasName};
+pub use ops::asymmetric::{
+    AsymmetricCiphertext, AsymmetricKeyHandle, AsymmetricPlaintext, MAX_SM2_PLAINTEXT_BYTES,
+    PublicKeyInfo, Signed, Verified,
+};
 pub use ops::envelope::EnvelopeInfo;
 pub use ops::import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters, MAX_LIVE_IMPORT_TOKENS};
 pub use ops::keys::{
     CreateKeyRequest, DEFAULT_ROTATION_INTERVAL, MAX_DESCRIPTION_CHARS, MAX_ROTATION_INTERVAL,
     MIN_ROTATION_INTERVAL,
 };
+pub use ops::mac::{MAX_MAC_MESSAGE_BYTES, Mac, MacVerified};
 pub use ops::reencrypt::ReEncryptResponse;
 pub use ops::secrets::{
     BatchSecretError, BatchSecretValues, CreateSecretRequest, CreateSecretResponse,

@@ -85,16 +85,42 @@ wire_enum!(
 wire_enum!(
     /// What a key is for.
     KeyUsage, "KeyUsage", {
-        /// Symmetric encryption and decryption.
+        /// Encryption and decryption (symmetric keys; RSA and SM2 key pairs).
         EncryptDecrypt => "ENCRYPT/DECRYPT",
+        /// Signing and signature verification (RSA, EC and SM2 key pairs).
+        SignVerify => "SIGN/VERIFY",
+        /// Generating and verifying MACs (HMAC keys).
+        GenerateVerifyMac => "GENERATE/VERIFY MAC",
     }
 );
 
 wire_enum!(
     /// The kind of key material of a CMK.
     KeySpec, "KeySpec", {
-        /// A 256-bit AES key.
+        /// A 256-bit AES key (XAES-256-GCM blobs).
         Aes256 => "Aliyun_AES_256",
+        /// A 128-bit SM4 key (SM4-GCM blobs).
+        Sm4 => "Aliyun_SM4",
+        /// A 2048-bit RSA key pair.
+        Rsa2048 => "RSA_2048",
+        /// A 3072-bit RSA key pair.
+        Rsa3072 => "RSA_3072",
+        /// A NIST P-256 (secp256r1) key pair.
+        EcP256 => "EC_P256",
+        /// A secp256k1 key pair.
+        EcP256K => "EC_P256K",
+        /// An SM2 key pair (GB/T 32918).
+        EcSm2 => "EC_SM2",
+        /// An HMAC-SHA-224 key.
+        HmacSha224 => "HMAC_SHA_224",
+        /// An HMAC-SHA-256 key.
+        HmacSha256 => "HMAC_SHA_256",
+        /// An HMAC-SHA-384 key.
+        HmacSha384 => "HMAC_SHA_384",
+        /// An HMAC-SHA-512 key.
+        HmacSha512 => "HMAC_SHA_512",
+        /// An HMAC-SM3 key.
+        HmacSm3 => "HMAC_SM3",
     }
 );
 

@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 
 use localkms::fuzzing;
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "blob_decrypt",
     "envelope_reader",
     "import_token",
     "encryption_context",
     "state_model",
     "dispatch",
+    "asym_inputs",
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -7,3 +7,4 @@ pub(crate) mod blob;
 pub(crate) mod context;
 pub(crate) mod envelope;
 pub(crate) mod import_token;
+pub(crate) mod sm4_blob;

@@ -120,7 +120,10 @@ impl Kms {
         mut writer: impl Write,
     ) -> Result<EnvelopeInfo> {
         let (sealed, data_key) = self.generate_data_key_raw(key_id, DATA_KEY_LEN, context)?;
-        let header = write::header(&sealed.blob)?;
+        // Envelope v1 holds a v1 (Aliyun_AES_256) blob of fixed length.
+        let header = write::header(&sealed.blob).map_err(|_| {
+            Error::UnsupportedOperation("envelope encryption needs an Aliyun_AES_256 key".into())
+        })?;
         writer.write_all(&header)?;
         let mut stream =
             EncryptorBE32::from_aead(chunk_cipher(data_key.expose_secret())?, &Default::default());

@@ -18,6 +18,7 @@ use crate::clock::{format_timestamp, parse_timestamp};
 use crate::error::{Error, Result};
 use crate::kms::Kms;
 use crate::ops::aliases::AliasName;
+use crate::ops::asymmetric::{NewMaterial, asym_spec, check_spec_usage, service_usage};
 use crate::ops::tags::Tag;
 use crate::paging::Paging;
 use crate::secret::KeyMaterial;
@@ -62,7 +63,7 @@ struct PlannedKey {
     record: KeyRecord,
     aliases: Vec<AliasName>,
     tags: Vec<Tag>,
-    materials: Vec<KeyMaterial>,
+    materials: Vec<NewMaterial>,
     /// The state and date to set after the aliases exist (CreateAlias
     /// refuses a key pending deletion).
     deletion: Option<i64>,
@@ -352,7 +353,46 @@ impl Kms {
                 ));
             }
             versions.push(version);
-            materials.push(material);
+            materials.push(NewMaterial::Aes(material));
+        }
+        let spec: KeySpec = parsed(m, path, "KeySpec")?.unwrap_or(KeySpec::Aes256);
+        let usage: KeyUsage = match parsed(m, path, "KeyUsage")? {
+            Some(u) => u,
+            None => service_usage(asym_spec(spec).default_usage()),
+        };
+        check_spec_usage(spec, usage).map_err(|e| bad(&format!("{path}.KeyUsage"), e))?;
+        if spec != KeySpec::Aes256 {
+            let key_spec_path = format!("{path}.KeySpec");
+            if external {
+                return Err(bad(&key_spec_path, "EXTERNAL keys must be Aliyun_AES_256"));
+            }
+            if automatic_rotation && spec != KeySpec::Sm4 {
+                return Err(bad(
+                    &key_spec_path,
+                    "only symmetric keys rotate automatically",
+                ));
+            }
+            let fixed =
+                |v: &Value| v.get("MaterialHex").is_some() || v.get("MaterialBase64").is_some();
+            // 32-byte HMAC keys take fixed material like AES keys (tests
+            // against other HMAC implementations); other specs do not.
+            let takes_32 = matches!(spec, KeySpec::HmacSha256 | KeySpec::HmacSm3);
+            if !takes_32 && listed.iter().any(fixed) {
+                return Err(bad(
+                    &key_spec_path,
+                    "fixed key material is only for Aliyun_AES_256, HMAC_SHA_256 and HMAC_SM3 keys",
+                ));
+            }
+            // Generated while planning, before any write: RSA is slow.
+            let given = std::mem::take(&mut materials);
+            for (j, m) in given.into_iter().enumerate() {
+                materials.push(match m {
+                    NewMaterial::Aes(k) if takes_32 && listed.get(j).is_some_and(fixed) => {
+                        NewMaterial::Bytes(Zeroizing::new(k.expose().to_vec()))
+                    }
+                    _ => self.new_material_for(spec)?,
+                });
+            }
         }
         let interval = rotation_interval.unwrap_or(crate::ops::keys::DEFAULT_ROTATION_INTERVAL);
         let primary_created = versions.last().map_or(created, |v| v.created);
@@ -362,8 +402,8 @@ impl Kms {
             created,
             description: description.to_owned(),
             state,
-            usage: parsed(m, path, "KeyUsage")?.unwrap_or(KeyUsage::EncryptDecrypt),
-            spec: parsed(m, path, "KeySpec")?.unwrap_or(KeySpec::Aes256),
+            usage,
+            spec,
             origin,
             protection: parsed(m, path, "ProtectionLevel")?.unwrap_or(ProtectionLevel::Software),
             delete_date: None,
@@ -444,7 +484,7 @@ impl Kms {
         self.insert_key(|seq, batch| {
             record.seq = seq;
             for (v, m) in record.versions.iter().zip(&materials) {
-                self.put_material(batch, &record.key_id, &v.id, m)?;
+                self.put_new_material(batch, &record.key_id, &v.id, m)?;
             }
             crate::ops::tags::put_new_key_tags(batch, &record.key_id, &tags);
             Ok(record)
@@ -540,7 +580,7 @@ impl Kms {
             let mut o = Map::new();
             o.insert("KeyVersionId".into(), v.id.clone().into());
             o.insert("CreationDate".into(), format_timestamp(v.created).into());
-            if material && !r.material_deleted {
+            if material && !r.material_deleted && r.spec == KeySpec::Aes256 {
                 let opened = self.open_material(r, &v.id)?;
                 let mut h = hex(opened.expose());
                 o.insert("MaterialHex".into(), Value::String(std::mem::take(&mut *h)));

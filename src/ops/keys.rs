@@ -5,6 +5,7 @@
 use crate::clock::format_timestamp;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::Kms;
+use crate::ops::asymmetric::{asym_spec, check_spec_usage, service_usage};
 use crate::ops::tags::Tag;
 use crate::paging::{Page, Paging};
 use crate::store::record::{KeyRecord, NS_DELETION, NS_KEY_ORDER, VersionMeta, deletion_id};
@@ -28,15 +29,23 @@ pub const DEFAULT_ROTATION_INTERVAL: u64 = 365 * 86_400;
 pub struct CreateKeyRequest {
     /// 0..=8192 characters.
     pub description: String,
-    /// Only `ENCRYPT/DECRYPT`.
-    pub key_usage: KeyUsage,
+    /// `None` takes the spec's default (SPEC section 11, the vendor's rule):
+    /// `SIGN/VERIFY` for RSA, EC and SM2 key pairs, `GENERATE/VERIFY MAC`
+    /// for HMAC keys, `ENCRYPT/DECRYPT` for `Aliyun_AES_256` and
+    /// `Aliyun_SM4`. A usage the spec does not have is `InvalidParameter`.
+    pub key_usage: Option<KeyUsage>,
     /// `Aliyun_KMS` (material generated here) or `EXTERNAL` (imported).
     pub origin: Origin,
     /// Recorded and reported; material is always software-protected here.
     pub protection_level: ProtectionLevel,
-    /// Only `Aliyun_AES_256`.
+    /// `Aliyun_AES_256` (the default), `Aliyun_SM4`, `RSA_2048`,
+    /// `RSA_3072`, `EC_P256`, `EC_P256K`, `EC_SM2`, or an `HMAC_*` spec.
+    /// `EXTERNAL` keys are `Aliyun_AES_256` only.
     pub key_spec: KeySpec,
-    /// Rotate automatically every `rotation_interval`.
+    /// Rotate automatically every `rotation_interval`. Only symmetric
+    /// encryption keys (`Aliyun_AES_256`, `Aliyun_SM4`) rotate: for other
+    /// specs it is ignored, as the vendor documents ("valid only when the
+    /// key supports automatic rotation").
     pub enable_automatic_rotation: bool,
     /// Seconds between rotations, 7..=730 days; `None` is 365 days.
     pub rotation_interval: Option<u64>,
@@ -49,7 +58,7 @@ impl Default for CreateKeyRequest {
     fn default() -> Self {
         Self {
             description: String::new(),
-            key_usage: KeyUsage::EncryptDecrypt,
+            key_usage: None,
             origin: Origin::AliyunKms,
             protection_level: ProtectionLevel::Software,
             key_spec: KeySpec::Aes256,
@@ -150,6 +159,19 @@ impl Kms {
 
     fn create_key_op(&self, req: &CreateKeyRequest) -> Result<KeyMetadata> {
         validate_description(&req.description)?;
+        let spec = req.key_spec;
+        let usage = req
+            .key_usage
+            .unwrap_or_else(|| service_usage(asym_spec(spec).default_usage()));
+        check_spec_usage(spec, usage)?;
+        if req.origin == Origin::External && spec != KeySpec::Aes256 {
+            return Err(Error::invalid(
+                "Origin",
+                format!("EXTERNAL keys must be Aliyun_AES_256, not {spec}"),
+            ));
+        }
+        let rotates =
+            req.enable_automatic_rotation && matches!(spec, KeySpec::Aes256 | KeySpec::Sm4);
         if let Some(i) = req.rotation_interval {
             validate_rotation_interval(i)?;
         }
@@ -166,8 +188,9 @@ impl Kms {
             self.purge_expired()?;
         }
         let now = self.clock.now();
+        // Generated before the writer lock: RSA key generation is slow.
         let material = match req.origin {
-            Origin::AliyunKms => Some((self.new_uuid()?, self.new_material()?)),
+            Origin::AliyunKms => Some((self.new_uuid()?, self.new_material_for(spec)?)),
             Origin::External => None,
         };
         let interval = req.rotation_interval.unwrap_or(DEFAULT_ROTATION_INTERVAL);
@@ -175,7 +198,7 @@ impl Kms {
             crate::ops::tags::put_new_key_tags(batch, &key_id, &req.tags);
             let versions = match &material {
                 Some((version_id, m)) => {
-                    self.put_material(batch, &key_id, version_id, m)?;
+                    self.put_new_material(batch, &key_id, version_id, m)?;
                     vec![VersionMeta {
                         id: version_id.clone(),
                         created: now,
@@ -193,21 +216,18 @@ impl Kms {
                 } else {
                     KeyState::PendingImport
                 },
-                usage: req.key_usage,
-                spec: req.key_spec,
+                usage,
+                spec,
                 origin: req.origin,
                 protection: req.protection_level,
                 delete_date: None,
                 material_expire: None,
                 last_rotation: None,
-                next_rotation: req
-                    .enable_automatic_rotation
+                next_rotation: rotates
                     .then(|| now.saturating_add(i64::try_from(interval).unwrap_or(i64::MAX))),
                 versions,
-                automatic_rotation: req.enable_automatic_rotation,
-                rotation_interval: req
-                    .rotation_interval
-                    .or(req.enable_automatic_rotation.then_some(interval)),
+                automatic_rotation: rotates,
+                rotation_interval: req.rotation_interval.or(rotates.then_some(interval)),
                 material_fingerprint: None,
                 material_deleted: false,
                 generation: 0,

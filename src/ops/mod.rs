@@ -1,14 +1,17 @@
 //! Every operation of the service, as `impl Kms` blocks, one file per concern.
 
 pub(crate) mod aliases;
+pub(crate) mod asymmetric;
 pub(crate) mod envelope;
 pub(crate) mod fixtures;
 pub(crate) mod import;
 pub(crate) mod keys;
+pub(crate) mod mac;
 pub(crate) mod reencrypt;
 pub(crate) mod regions;
 pub(crate) mod resolve;
 pub(crate) mod secrets;
+pub(crate) mod sm4;
 pub(crate) mod symmetric;
 pub(crate) mod tags;
 pub(crate) mod versions;

@@ -47,7 +47,7 @@ pub struct SecretBytes {
 
 impl SecretBytes {
     /// The secret is `buf[range]` (so a blob opened in place needs no copy).
-    fn in_buffer(buf: Zeroizing<Vec<u8>>, range: Range<usize>) -> Result<Self> {
+    pub(crate) fn in_buffer(buf: Zeroizing<Vec<u8>>, range: Range<usize>) -> Result<Self> {
         if range.start > range.end || range.end > buf.len() {
             return Err(Error::InternalFailure);
         }
@@ -391,6 +391,9 @@ impl Kms {
         mut blob: Zeroizing<Vec<u8>>,
         context: &EncryptionContext,
     ) -> Result<Decrypted> {
+        if blob.first() == Some(&crate::crypto::sm4_blob::BLOB_SM4) {
+            return self.decrypt_sm4(&blob, context);
+        }
         let header = blob::read::header(&blob)?;
         let kind = header.kind;
         let nonce = *header.nonce;
@@ -399,6 +402,10 @@ impl Kms {
             .filter(|id| crate::types::is_key_id(id))
             .ok_or_else(|| Error::KeyNotFound(lossy(header.key_id)))?;
         let entry = self.usable_entry(key_id)?;
+        if entry.record.spec != crate::types::KeySpec::Aes256 {
+            // A v1 blob naming an SM4 key was not made here.
+            return Err(Error::DecryptionFailed);
+        }
         let version_id = std::str::from_utf8(header.version_id)
             .map_err(|_| Error::KeyVersionNotFound(lossy(header.version_id)))?
             .to_owned();
@@ -449,6 +456,7 @@ impl Kms {
     /// the one place the state table's crypto row is applied (SPEC section 2).
     pub(crate) fn usable_entry(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
         let entry = self.entry(key_id)?;
+        crate::ops::sm4::check_symmetric(&entry.record)?;
         match Rejection::for_use(entry.record.state) {
             None => Ok(entry),
             Some(r) => Err(Error::rejected(r, key_id, entry.record.state)),
@@ -465,6 +473,9 @@ impl Kms {
         nonce: &[u8; NONCE_LEN],
     ) -> Result<Sealed> {
         let record = &entry.record;
+        if record.spec == crate::types::KeySpec::Sm4 {
+            return self.seal_sm4(entry, kind, plaintext, context, nonce);
+        }
         let version = record.primary().ok_or_else(|| {
             Error::CorruptStore(format!("usable key {} has no version", record.key_id).into())
         })?;

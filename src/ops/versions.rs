@@ -36,11 +36,12 @@ use crate::clock::format_timestamp;
 use crate::error::shorten;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::Kms;
+use crate::ops::asymmetric::NewMaterial;
 use crate::ops::keys::{DEFAULT_ROTATION_INTERVAL, validate_rotation_interval};
 use crate::paging::{Page, Paging};
 use crate::store::Batch;
 use crate::store::record::{KeyRecord, VersionMeta};
-use crate::types::{KeyState, Origin};
+use crate::types::{KeySpec, KeyState, Origin};
 
 /// One version of a key (`KeyVersion` of CreateKeyVersion, DescribeKeyVersion
 /// and ListKeyVersions).
@@ -145,12 +146,24 @@ impl Kms {
         batch: &mut Batch,
         now: i64,
     ) -> Result<VersionMeta> {
+        let material = self.new_material_for(record.spec)?;
+        self.add_version_with(record, batch, now, &material)
+    }
+
+    /// [`Kms::add_version`] with material generated beforehand (outside the
+    /// writer lock, for the slow RSA key generation).
+    pub(crate) fn add_version_with(
+        &self,
+        record: &mut KeyRecord,
+        batch: &mut Batch,
+        now: i64,
+        material: &NewMaterial,
+    ) -> Result<VersionMeta> {
         let version = VersionMeta {
             id: self.new_uuid()?,
             created: now,
         };
-        let material = self.new_material()?;
-        self.put_material(batch, &record.key_id, &version.id, &material)?;
+        self.put_new_material(batch, &record.key_id, &version.id, material)?;
         record.versions.push(version.clone());
         record.last_rotation = Some(now);
         if record.automatic_rotation {
@@ -188,12 +201,21 @@ impl Kms {
     fn create_key_version_op(&self, key_id: &str) -> Result<KeyVersion> {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         let now = self.clock.now();
+        // A key's spec never changes: the material (a slow RSA key pair for
+        // RSA specs) is made before the writer lock is taken.
+        let spec = self.entry(&id)?.record.spec;
+        if spec.as_str().starts_with("HMAC_") {
+            return Err(Error::UnsupportedOperation(
+                "HMAC keys have one version (GenerateMac and VerifyMac name none)".into(),
+            ));
+        }
+        let material = self.new_material_for(spec)?;
         let (record, version) = self.update_key(&id, |r, batch| {
             require_generated(r)?;
             if let Some(rejection) = Rejection::for_use(r.state) {
                 return Err(Error::rejected(rejection, &r.key_id, r.state));
             }
-            self.add_version(r, batch, now)
+            self.add_version_with(r, batch, now, &material)
         })?;
         Ok(KeyVersion::new(&record.key_id, &version))
     }
@@ -289,6 +311,13 @@ impl Kms {
         let id = self.resolve_key_id(key_id, "KeyId", false)?;
         self.update_key(&id, |r, _| {
             require_generated(r)?;
+            if enable_automatic_rotation && !matches!(r.spec, KeySpec::Aes256 | KeySpec::Sm4) {
+                // "Only symmetric keys support key rotation" (the vendor's
+                // UpdateRotationPolicy page).
+                return Err(Error::UnsupportedOperation(
+                    format!("{} keys do not rotate automatically", r.spec).into(),
+                ));
+            }
             let interval = rotation_interval.or(r.rotation_interval);
             r.automatic_rotation = enable_automatic_rotation;
             if enable_automatic_rotation {

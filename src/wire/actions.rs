@@ -76,10 +76,10 @@ pub(super) fn create_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
     let d = CreateKeyRequest::default();
     let req = CreateKeyRequest {
         description: p.optional("Description").unwrap_or_default().to_owned(),
-        key_usage: p.parse("KeyUsage")?.unwrap_or(d.key_usage),
+        key_usage: p.parse("KeyUsage")?,
         origin: p.parse("Origin")?.unwrap_or(d.origin),
         protection_level: p.parse("ProtectionLevel")?.unwrap_or(d.protection_level),
-        key_spec: p.parse("KeySpec")?.unwrap_or(d.key_spec),
+        key_spec: super::asymmetric::key_spec(p)?.unwrap_or(d.key_spec),
         enable_automatic_rotation: p
             .bool("EnableAutomaticRotation")?
             .unwrap_or(d.enable_automatic_rotation),

@@ -23,6 +23,7 @@
 //! [`sign::Verifier`] before [`dispatch`] is called; [`handle`] does both.
 
 mod actions;
+mod asymmetric;
 mod params;
 mod render;
 mod secrets;
@@ -292,6 +293,41 @@ static ACTIONS: &[Action] = &[
         name: "SetSecretPolicy",
         summary: "Store a secret's policy (not enforced)",
         run: secrets::set_secret_policy,
+    },
+    Action {
+        name: "GetPublicKey",
+        summary: "Get the public key (PEM) of an asymmetric key version",
+        run: asymmetric::get_public_key,
+    },
+    Action {
+        name: "AsymmetricSign",
+        summary: "Sign a digest with an asymmetric key version",
+        run: asymmetric::asymmetric_sign,
+    },
+    Action {
+        name: "AsymmetricVerify",
+        summary: "Verify a signature over a digest with an asymmetric key version",
+        run: asymmetric::asymmetric_verify,
+    },
+    Action {
+        name: "AsymmetricEncrypt",
+        summary: "Encrypt with the public key of an asymmetric key version",
+        run: asymmetric::asymmetric_encrypt,
+    },
+    Action {
+        name: "AsymmetricDecrypt",
+        summary: "Decrypt with the private key of an asymmetric key version",
+        run: asymmetric::asymmetric_decrypt,
+    },
+    Action {
+        name: "GenerateMac",
+        summary: "Compute the HMAC of a message with an HMAC key",
+        run: asymmetric::generate_mac,
+    },
+    Action {
+        name: "VerifyMac",
+        summary: "Verify the HMAC of a message with an HMAC key",
+        run: asymmetric::verify_mac,
     },
 ];
 

@@ -519,7 +519,10 @@ impl PublicKey {
     }
 }
 
-/// RSAES-OAEP decryption (RFC 8017 section 7.1.2), blinded.
+/// RSAES-OAEP decryption (RFC 8017 section 7.1.2), blinded, with the
+/// leading-zero check `rsa` 0.10.0 lacks. `pub(crate)` so that BYOK
+/// unwrapping (`ops/import.rs`, which calls `rsa` directly today) can use
+/// it: every failure is the one [`AsymError::DecryptionFailed`].
 ///
 /// `rsa` 0.10.0 decodes OAEP in constant time but skips step 3g's check that
 /// the leading octet Y of EM is zero (Wycheproof "First byte is 1" cases
@@ -527,7 +530,7 @@ impl PublicKey {
 /// blinded RSA decryption through `rsa::hazmat`. Both run on every call and
 /// their verdicts are combined without branching in between, so a nonzero Y
 /// is not distinguishable from any other padding failure (Manger's attack).
-fn oaep_decrypt<R, P>(
+pub(crate) fn oaep_decrypt<R, P>(
     key: &rsa::PrivateKey,
     padding: P,
     ciphertext: &[u8],

@@ -276,22 +276,31 @@ fn unwrap_material(
     algorithm: WrappingAlgorithm,
     wrapped: &[u8],
 ) -> Result<Unwrapped> {
+    use crate::crypto::asym::{AsymError, keys::oaep_decrypt};
+    // `rsa` 0.10 does not check OAEP's leading zero byte (RFC 8017 7.1.2
+    // step 3g); `oaep_decrypt` does, in constant time, and reports every
+    // padding failure as the same error.
     let decrypted = match algorithm {
         WrappingAlgorithm::RsaesPkcs1V15 => return unwrap_pkcs1_v15(key, wrapped),
-        WrappingAlgorithm::RsaesOaepSha1 => key.decrypt_blinded(
-            &mut getrandom::SysRng,
+        WrappingAlgorithm::RsaesOaepSha1 => oaep_decrypt(
+            key,
             rsa::Oaep::<sha1::Sha1>::new(),
             wrapped,
+            &mut getrandom::SysRng,
         ),
-        WrappingAlgorithm::RsaesOaepSha256 => {
-            key.decrypt_blinded(&mut getrandom::SysRng, rsa::Oaep::<Sha256>::new(), wrapped)
-        }
+        WrappingAlgorithm::RsaesOaepSha256 => oaep_decrypt(
+            key,
+            rsa::Oaep::<Sha256>::new(),
+            wrapped,
+            &mut getrandom::SysRng,
+        ),
     };
-    // `rsa` checks OAEP in constant time and reports every padding failure
-    // as the same error.
     let message = match decrypted {
-        Ok(m) => Zeroizing::new(m),
-        Err(e) => return rsa_failure(e),
+        Ok(m) => m,
+        Err(AsymError::DecryptionFailed | AsymError::InvalidParameter { .. }) => {
+            return Ok(Unwrapped::invalid());
+        }
+        Err(_) => return Err(Error::InternalFailure),
     };
     let mut out = Unwrapped::invalid();
     if let Ok(m) = <&[u8; MATERIAL_LEN]>::try_from(message.as_slice()) {
@@ -719,6 +728,43 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::ops::keys::CreateKeyRequest;
+
+    /// RFC 8017 7.1.2 step 3g: an OAEP message whose leading octet is not
+    /// zero is refused, although `rsa` 0.10's own decoding accepts it.
+    #[test]
+    fn oaep_with_a_nonzero_leading_octet_is_refused() {
+        let mut rng = getrandom::SysRng;
+        let key = rsa::PrivateKey::new(&mut rng, 2048).expect("keygen");
+        let public = key.as_ref().clone();
+        let material = [7u8; MATERIAL_LEN];
+        let good = public
+            .encrypt(&mut rng, rsa::Oaep::<Sha256>::new(), &material)
+            .expect("encrypt");
+        let ok = unwrap_material(&key, WrappingAlgorithm::RsaesOaepSha256, &good).expect("unwrap");
+        assert!(bool::from(ok.valid));
+        // Raw RSA: recover EM, set its leading octet to 1, encrypt again.
+        let bits = key.n_bits_precision();
+        let c = rsa::BoxedUint::from_be_slice(&good, bits).expect("c");
+        let m = rsa::hazmat::rsa_decrypt_and_check(&key, Some(&mut rng), &c).expect("raw");
+        let mut em = vec![0u8; 256];
+        let raw = m.to_be_bytes();
+        em[256 - raw.len().min(256)..].copy_from_slice(&raw[raw.len().saturating_sub(256)..]);
+        em[0] = 1;
+        let m2 = rsa::BoxedUint::from_be_slice(&em, bits).expect("m2");
+        let bad = rsa::hazmat::rsa_encrypt(&public, &m2)
+            .expect("raw encrypt")
+            .to_be_bytes();
+        let mut bad_ct = vec![0u8; 256];
+        bad_ct[256 - bad.len().min(256)..].copy_from_slice(&bad[bad.len().saturating_sub(256)..]);
+        // The crate alone still decodes it (the reason for the extra check).
+        assert!(
+            key.decrypt_blinded(&mut rng, rsa::Oaep::<Sha256>::new(), &bad_ct)
+                .is_ok()
+        );
+        let refused =
+            unwrap_material(&key, WrappingAlgorithm::RsaesOaepSha256, &bad_ct).expect("unwrap");
+        assert!(!bool::from(refused.valid));
+    }
 
     fn kms() -> (Kms, ManualClock) {
         let clock = ManualClock::new(1_700_000_000);

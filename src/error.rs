@@ -111,6 +111,12 @@ pub enum Error {
     /// deletion, RestoreSecret of a live secret, DisableKey of the secrets
     /// manager's default key): `Rejected.ResourceInUse`. Carries why.
     ResourceInUse(String),
+    /// A dry run (`DryRun=true`) of a request that would have succeeded:
+    /// `DryRunOperationError`. Nothing was written.
+    DryRunOperation,
+    /// ScheduleKeyDeletion of a key with deletion protection enabled:
+    /// `Rejected.DeletionProtection`. Carries the key id.
+    DeletionProtected(String),
 }
 
 /// The four state-table rejections of SPEC section 2.
@@ -188,6 +194,8 @@ impl Error {
             Self::ResourceNotFound(_) => "Forbidden.ResourceNotFound",
             Self::ResourceExists(_) => "Rejected.ResourceExist",
             Self::ResourceInUse(_) => "Rejected.ResourceInUse",
+            Self::DryRunOperation => "DryRunOperationError",
+            Self::DeletionProtected(_) => "Rejected.DeletionProtection",
         }
     }
 
@@ -227,6 +235,8 @@ impl Error {
             Self::ServiceUnavailable => 503,
             Self::ResourceNotFound(_) => 404,
             Self::ResourceExists(_) | Self::ResourceInUse(_) => 409,
+            Self::DryRunOperation => 400,
+            Self::DeletionProtected(_) => 409,
         }
     }
 
@@ -302,6 +312,13 @@ impl fmt::Display for Error {
             Self::ResourceNotFound(what) => write!(f, "The specified resource {what} is not found."),
             Self::ResourceExists(what) => write!(f, "The specified resource {what} already exists."),
             Self::ResourceInUse(why) => write!(f, "The resource is in use: {why}."),
+            Self::DryRunOperation => f.write_str(
+                "The request would have succeeded, but DryRun is set: nothing was done.",
+            ),
+            Self::DeletionProtected(id) => write!(
+                f,
+                "The key {id} has deletion protection enabled; disable it with SetDeletionProtection first."
+            ),
         }
     }
 }

@@ -379,6 +379,8 @@ impl Kms {
             rotation_interval: rotation_interval.or(automatic_rotation.then_some(interval)),
             material_fingerprint: None,
             material_deleted: false,
+            deletion_protection: None,
+            policy: None,
         };
         Ok(PlannedKey {
             record,

@@ -237,6 +237,8 @@ mod tests {
             material_fingerprint: None,
             material_deleted: false,
             generation: 0,
+            deletion_protection: None,
+            policy: None,
         }
     }
 

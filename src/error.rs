@@ -115,6 +115,12 @@ pub enum Error {
     /// old copy of it was put back (SPEC section 9). Open it with
     /// `KmsBuilder::recover_rolled_back` to accept the loss.
     StoreRolledBack(Cow<'static, str>),
+    /// A dry run (`DryRun=true`) of a request that would have succeeded:
+    /// `DryRunOperationError`. Nothing was written.
+    DryRunOperation,
+    /// ScheduleKeyDeletion of a key with deletion protection enabled:
+    /// `Rejected.DeletionProtection`. Carries the key id.
+    DeletionProtected(String),
 }
 
 /// The four state-table rejections of SPEC section 2.
@@ -193,6 +199,8 @@ impl Error {
             Self::ResourceNotFound(_) => "Forbidden.ResourceNotFound",
             Self::ResourceExists(_) => "Rejected.ResourceExist",
             Self::ResourceInUse(_) => "Rejected.ResourceInUse",
+            Self::DryRunOperation => "DryRunOperationError",
+            Self::DeletionProtected(_) => "Rejected.DeletionProtection",
         }
     }
 
@@ -233,6 +241,8 @@ impl Error {
             Self::ServiceUnavailable => 503,
             Self::ResourceNotFound(_) => 404,
             Self::ResourceExists(_) | Self::ResourceInUse(_) => 409,
+            Self::DryRunOperation => 400,
+            Self::DeletionProtected(_) => 409,
         }
     }
 
@@ -309,6 +319,13 @@ impl fmt::Display for Error {
             Self::ResourceExists(what) => write!(f, "The specified resource {what} already exists."),
             Self::ResourceInUse(why) => write!(f, "The resource is in use: {why}."),
             Self::StoreRolledBack(why) => write!(f, "The store was rolled back: {why}."),
+            Self::DryRunOperation => f.write_str(
+                "The request would have succeeded, but DryRun is set: nothing was done.",
+            ),
+            Self::DeletionProtected(id) => write!(
+                f,
+                "The key {id} has deletion protection enabled; disable it with SetDeletionProtection first."
+            ),
         }
     }
 }

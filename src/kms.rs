@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod dry_run;
 pub(crate) mod instrument;
 
 use crate::clock::{Clock, SystemClock};
@@ -772,6 +773,7 @@ impl Kms {
         updated: Option<KeyRecord>,
         removed: Option<&str>,
     ) -> Result<()> {
+        self.refuse_write_in_dry_run()?;
         bind_generation(&mut batch, updated.as_ref())?;
         let seq = self.store.commit(batch)?;
         // The batch is in the store: the cache must follow even if flush fails.

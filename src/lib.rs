@@ -40,18 +40,27 @@ pub use kms::WITNESS_FILE;
 pub use kms::{
     Config, DEFAULT_ACCOUNT_ID, DEFAULT_REGION_ID, Durability, Kms, KmsBuilder, ROOT_KEY_FILE,
 };
+pub use ops::account::ACCOUNT_STATUS_ENABLED;
 pub use ops::aliases::{AliasEntry, AliasName};
 pub use ops::asymmetric::{
     AsymmetricCiphertext, AsymmetricKeyHandle, AsymmetricPlaintext, MAX_SM2_PLAINTEXT_BYTES,
     PublicKeyInfo, Signed, Verified,
 };
+pub use ops::batch_tags::{
+    LIST_TAG_RESOURCES_PAGE, MAX_BATCH_RESOURCES, MAX_BATCH_TAGS, ResourceType, TagResource,
+    TagResourcePage,
+};
 pub use ops::envelope::EnvelopeInfo;
+pub use ops::export::{
+    ExportAlgorithm, ExportKeySpec, ExportedDataKey, GeneratedExportedDataKey, WrappingPublicKey,
+};
 pub use ops::import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters, MAX_LIVE_IMPORT_TOKENS};
 pub use ops::keys::{
     CreateKeyRequest, DEFAULT_ROTATION_INTERVAL, MAX_DESCRIPTION_CHARS, MAX_ROTATION_INTERVAL,
     MIN_ROTATION_INTERVAL,
 };
 pub use ops::mac::{MAX_MAC_MESSAGE_BYTES, Mac, MacVerified};
+pub use ops::policy::MAX_KEY_POLICY_BYTES;
 pub use ops::reencrypt::ReEncryptResponse;
 pub use ops::secrets::{
     BatchSecretError, BatchSecretValues, CreateSecretRequest, CreateSecretResponse,

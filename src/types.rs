@@ -204,6 +204,10 @@ pub struct KeyMetadata {
     pub last_rotation_date: String,
     /// When automatic rotation next happens, or `""`.
     pub next_rotation_date: String,
+    /// `Enabled` or `Disabled` (SetDeletionProtection).
+    pub deletion_protection: String,
+    /// The description given when deletion protection was enabled, or `""`.
+    pub deletion_protection_description: String,
 }
 
 /// One entry of ListKeys.

@@ -80,6 +80,9 @@ fn create_key_reports_exact_metadata(kms: Kms, _clock: ManualClock) {
         "RotationInterval",
         "LastRotationDate",
         "NextRotationDate",
+        // The current API's (issue 17).
+        "DeletionProtection",
+        "DeletionProtectionDescription",
     ];
     want.sort_unstable();
     assert_eq!(fields, want);

@@ -406,6 +406,8 @@ impl Model {
             rotation_interval: String::new(),
             last_rotation_date: String::new(),
             next_rotation_date: String::new(),
+            deletion_protection: "Disabled".into(),
+            deletion_protection_description: String::new(),
         }
     }
 

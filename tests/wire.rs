@@ -89,12 +89,14 @@ fn create(kms: &Kms) -> String {
         .to_owned()
 }
 
-const METADATA_FIELDS: [&str; 17] = [
+const METADATA_FIELDS: [&str; 19] = [
     "Arn",
     "AutomaticRotation",
     "CreationDate",
     "Creator",
     "DeleteDate",
+    "DeletionProtection",
+    "DeletionProtectionDescription",
     "Description",
     "KeyId",
     "KeySpec",

@@ -231,7 +231,11 @@ impl Kms {
                 (
                     k.map(str::to_owned).or_else(|| key_of_param(key_param)),
                     ver.map(str::to_owned),
-                    "Success",
+                    if self.in_dry_run() {
+                        "DryRunOperationError"
+                    } else {
+                        "Success"
+                    },
                 )
             }
             Err(e) => (key_of_param(key_param), None, e.code()),

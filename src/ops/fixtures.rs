@@ -418,6 +418,8 @@ impl Kms {
             material_fingerprint: None,
             material_deleted: false,
             generation: 0,
+            deletion_protection: None,
+            policy: None,
         };
         Ok(PlannedKey {
             record,

@@ -699,6 +699,7 @@ impl Kms {
             self.root
                 .seal(NS_META, META_IMPORT_SECRET, secret.as_ref())?,
         );
+        self.refuse_write_in_dry_run()?;
         self.store.apply(batch)?;
         self.store.flush()?;
         Ok(ImportSecrets::derive(&secret))

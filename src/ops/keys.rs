@@ -52,6 +52,9 @@ pub struct CreateKeyRequest {
     /// Tags (SPEC section 6), at most 10 distinct keys, written in the same
     /// batch as the key. Parse the wire form with [`crate::parse_tags`].
     pub tags: Vec<Tag>,
+    /// The key policy (a JSON object of at most 32768 bytes), stored and
+    /// returned by GetKeyPolicy, not enforced; `None` is the default policy.
+    pub policy: Option<String>,
 }
 
 impl Default for CreateKeyRequest {
@@ -65,6 +68,7 @@ impl Default for CreateKeyRequest {
             enable_automatic_rotation: false,
             rotation_interval: None,
             tags: Vec::new(),
+            policy: None,
         }
     }
 }
@@ -143,6 +147,13 @@ impl Kms {
             } else {
                 String::new()
             },
+            deletion_protection: if r.deletion_protection.is_some() {
+                "Enabled"
+            } else {
+                "Disabled"
+            }
+            .into(),
+            deletion_protection_description: r.deletion_protection.clone().unwrap_or_default(),
         }
     }
 
@@ -183,6 +194,9 @@ impl Kms {
             });
         }
         crate::ops::tags::check_new_key_tags(&req.tags)?;
+        if let Some(p) = &req.policy {
+            crate::ops::policy::check_key_policy(p)?;
+        }
         if self.config.max_keys.is_some() {
             // Keys past their DeleteDate must not hold slots.
             self.purge_expired()?;
@@ -231,6 +245,8 @@ impl Kms {
                 material_fingerprint: None,
                 material_deleted: false,
                 generation: 0,
+                deletion_protection: None,
+                policy: req.policy.clone(),
             })
         })?;
         Ok(self.metadata(&record))
@@ -353,7 +369,8 @@ impl Kms {
     ///
     /// # Errors
     /// `Rejected.ResourceInUse` for the secrets manager's default key (as
-    /// DisableKey), `InvalidParameter` (PendingWindowInDays outside 7..=30),
+    /// DisableKey), `Rejected.DeletionProtection` while deletion protection
+    /// is enabled (see [`Kms::set_deletion_protection`]), `InvalidParameter` (PendingWindowInDays outside 7..=30),
     /// `Rejected.StateModifiedFailed` when already pending deletion,
     /// `Unsupported.Alias`, `Forbidden.KeyNotFound`.
     pub fn schedule_key_deletion(&self, key_id: &str, pending_window_in_days: u32) -> Result<()> {
@@ -378,6 +395,7 @@ impl Kms {
                 &r.key_id,
                 r.state,
             )),
+            _ if r.deletion_protection.is_some() => Err(Error::DeletionProtected(r.key_id.clone())),
             _ => {
                 let date = now.saturating_add(i64::from(pending_window_in_days) * 86_400);
                 r.state = KeyState::PendingDeletion;

@@ -1,12 +1,17 @@
 //! Every operation of the service, as `impl Kms` blocks, one file per concern.
 
+pub(crate) mod account;
 pub(crate) mod aliases;
 pub(crate) mod asymmetric;
+pub(crate) mod batch_tags;
 pub(crate) mod envelope;
+pub(crate) mod export;
 pub(crate) mod fixtures;
 pub(crate) mod import;
 pub(crate) mod keys;
 pub(crate) mod mac;
+pub(crate) mod policy;
+pub(crate) mod protection;
 pub(crate) mod reencrypt;
 pub(crate) mod regions;
 pub(crate) mod resolve;

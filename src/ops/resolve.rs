@@ -64,6 +64,10 @@ impl Kms {
         let record = self.settle_locked(&mut counters, key_id)?;
         let seq = self.store.seq();
         drop(counters);
+        if self.in_dry_run() {
+            // Settled in memory only: the cache keeps what the store holds.
+            return Ok(KeyEntry::new(record));
+        }
         // A commit that lands between here and the fill has a later
         // sequence: the cache then keeps this record out (issue 13, 7.1).
         self.cache.fill(record, seq)
@@ -71,12 +75,13 @@ impl Kms {
 
     /// Loads `key_id` (the caller holds the writer) and commits what is due:
     /// deletion at `DeleteDate` (the key is then not found), then each other
-    /// time-driven change.
+    /// time-driven change. In a dry run the changes are made to the returned
+    /// record only (rotation, which changes no answer, is left out).
     fn settle_locked(&self, counters: &mut Counters, key_id: &str) -> Result<KeyRecord> {
         let mut record = self.load_locked(key_id)?;
         let now = self.clock.now();
         if deletion_due(&record, now) {
-            self.purge_locked(counters, &record)?;
+            self.maintain(|| self.purge_locked(counters, &record))?;
             return Err(Error::KeyNotFound(key_id.to_owned()));
         }
         // Material expiry (SPEC section 2): as if DeleteKeyMaterial ran then.
@@ -86,11 +91,11 @@ impl Kms {
             self.revoke_import_tokens(&record.key_id, &mut batch)?;
             record.generation += 1;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
-            self.commit(batch, Some(record.clone()), None)?;
+            self.maintain(|| self.commit(batch, Some(record.clone()), None))?;
         }
         // Automatic rotation (SPEC section 6): one new primary version and
         // the record naming it, in one batch.
-        if crate::ops::versions::rotation_due(&record, now) {
+        if crate::ops::versions::rotation_due(&record, now) && !self.in_dry_run() {
             let mut batch = Batch::new();
             self.add_version(&mut record, &mut batch, now)?;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);

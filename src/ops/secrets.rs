@@ -817,7 +817,7 @@ impl Kms {
             .ok_or_else(|| secret_not_found(name))?;
         let record = SecretRecord::decode(&bytes)?;
         if deletion_due(&record, self.clock.now()) {
-            self.purge_secret_if_due(name)?;
+            self.maintain(|| self.purge_secret_if_due(name))?;
             return Err(secret_not_found(name));
         }
         Ok(record)

@@ -145,6 +145,15 @@ pub(crate) struct KeyRecord {
     /// of `versions`, until a re-import of the same material restores it.
     #[serde(default)]
     pub material_deleted: bool,
+    /// Deletion protection (SetDeletionProtection): its description when
+    /// enabled, `None` when disabled. Left out of the record when `None`,
+    /// so records written before it existed encode as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_protection: Option<String>,
+    /// The key policy (CreateKey `Policy`, SetKeyPolicy), stored and
+    /// returned, not enforced; `None` is the default policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// Bumped each time the key's material is deleted. Every material
     /// record carries the generation it was written in, and one of another
     /// generation (an old copy put back) is refused.

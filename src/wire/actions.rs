@@ -89,6 +89,7 @@ pub(super) fn create_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
             .map(parse_tags)
             .transpose()?
             .unwrap_or_default(),
+        policy: p.optional("Policy").map(str::to_owned),
     };
     let meta = kms.create_key(&req)?;
     Ok(one("KeyMetadata", Value::Object(members(&meta)?)))

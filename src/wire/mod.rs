@@ -24,6 +24,7 @@
 
 mod actions;
 mod asymmetric;
+mod current;
 mod params;
 mod render;
 mod secrets;
@@ -329,6 +330,56 @@ static ACTIONS: &[Action] = &[
         summary: "Verify the HMAC of a message with an HMAC key",
         run: asymmetric::verify_mac,
     },
+    Action {
+        name: "ExportDataKey",
+        summary: "Re-wrap a data key blob under a caller's public key",
+        run: current::export_data_key,
+    },
+    Action {
+        name: "GenerateAndExportDataKey",
+        summary: "Generate a data key, returned encrypted and wrapped under a public key",
+        run: current::generate_and_export_data_key,
+    },
+    Action {
+        name: "SetDeletionProtection",
+        summary: "Turn a key's deletion protection on or off",
+        run: current::set_deletion_protection,
+    },
+    Action {
+        name: "GetKeyPolicy",
+        summary: "Show a key's policy",
+        run: current::get_key_policy,
+    },
+    Action {
+        name: "SetKeyPolicy",
+        summary: "Store a key's policy (not enforced)",
+        run: current::set_key_policy,
+    },
+    Action {
+        name: "TagResources",
+        summary: "Tag up to 50 keys or secrets",
+        run: current::tag_resources,
+    },
+    Action {
+        name: "UntagResources",
+        summary: "Remove tags from up to 50 keys or secrets",
+        run: current::untag_resources,
+    },
+    Action {
+        name: "ListTagResources",
+        summary: "List the tags of keys or secrets, a page at a time",
+        run: current::list_tag_resources,
+    },
+    Action {
+        name: "DescribeAccountKmsStatus",
+        summary: "Show the service's status for the account (always Enabled)",
+        run: current::describe_account_kms_status,
+    },
+    Action {
+        name: "OpenKmsService",
+        summary: "Open the service for the account (always open)",
+        run: current::open_kms_service,
+    },
 ];
 
 /// The actions [`dispatch`] answers, with a one-line summary of each.
@@ -350,12 +401,23 @@ pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
     let outcome = crate::audit::with_request_id(&id, || {
         Params::new(params).and_then(|p| {
             let name = p.required("Action")?;
-            let action = ACTIONS
-                .iter()
-                .find(|a| a.name == name)
-                .ok_or_else(|| Error::InvalidAction(crate::error::shorten(name)))?;
+            let action = ACTIONS.iter().find(|a| a.name == name).ok_or_else(|| {
+                current::refusal(name)
+                    .unwrap_or_else(|| Error::InvalidAction(crate::error::shorten(name)))
+            })?;
             let key = p.optional("KeyId").or(p.optional("DestinationKeyId"));
-            let run = || (action.run)(kms, &p);
+            // DryRun (the actions whose 3.3.1 request model has it): the
+            // action runs behind the write barrier of `Kms::dry_run`, and
+            // a request that would succeed answers DryRunOperationError.
+            let run = || {
+                let dry = crate::action_names::DRY_RUN_ACTIONS.contains(&action.name)
+                    && p.bool("DryRun")?.unwrap_or(false);
+                if !dry {
+                    return (action.run)(kms, &p);
+                }
+                kms.dry_run(|k| (action.run)(k, &p))
+                    .and(Err(Error::DryRunOperation))
+            };
             Ok((action.name, kms.wire_action(action.name, key, run)?))
         })
     });

@@ -24,7 +24,7 @@ pub mod wire;
 pub use audit::{AuditEvent, AuditSink, JsonLinesAudit, MemoryAudit};
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
 pub use crypto::context::{EncryptionContext, MAX_ENCRYPTION_CONTEXT_CHARS};
-pub use crypto::envelope::ENVELOPE_CHUNK_BYTES;
+pub use crypto::envelope::{ENVELOPE_CHUNK_BYTES, EnvelopeReader, EnvelopeWriter};
 pub use error::{
     DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
 };
@@ -43,8 +43,8 @@ pub use ops::reencrypt::ReEncryptResponse;
 #[doc(hidden)]
 pub use ops::symmetric::internal;
 pub use ops::symmetric::{
-    DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest, MAX_DATA_KEY_BYTES,
-    MAX_PLAINTEXT_BYTES, PlaintextKind, SecretBytes,
+    CiphertextBlob, DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest,
+    MAX_DATA_KEY_BYTES, MAX_PLAINTEXT_BYTES, PlaintextKind, SecretBytes,
 };
 pub use ops::tags::{MAX_TAGS_PER_KEY, ResourceTag, Tag, TagKey, parse_tag_keys, parse_tags};
 pub use ops::versions::{KeyVersion, parse_rotation_interval};

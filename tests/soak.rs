@@ -69,7 +69,7 @@ fn soak_writer_child() {
     // Generated keys only: imported ones cannot rotate.
     let mut generated: Vec<String> = Vec::new();
     // The last ciphertext this run made: (n, blob).
-    let mut last: Option<(u64, String)> = None;
+    let mut last: Option<(u64, localkms::CiphertextBlob)> = None;
     loop {
         n += 1;
         match n % 8 {
@@ -251,8 +251,10 @@ impl Acked {
             assert_eq!(&meta.key_id, key, "round {round}: alias {name}");
         }
         for (n, c, key, version, blob) in &self.blobs {
+            let blob = localkms::CiphertextBlob::from_base64(blob)
+                .unwrap_or_else(|e| panic!("round {round}: ciphertext {c}: {e}"));
             let d = kms
-                .decrypt(blob, &ctx(*c))
+                .decrypt(&blob, &ctx(*c))
                 .unwrap_or_else(|e| panic!("round {round}: ciphertext {c} under {key}: {e}"));
             assert_eq!(d.plaintext.expose_secret(), plaintext(*n, 40).as_slice());
             assert_eq!(&d.key_id, key);

@@ -6,80 +6,27 @@
 //! applied in one place, [`Kms::usable_entry`].
 
 use std::fmt;
-use std::ops::Range;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::Simd;
-use base64::engine::general_purpose::PAD;
 use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
 use crate::cache::KeyEntry;
-pub use crate::crypto::blob::PlaintextKind;
 use crate::crypto::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
+pub use crate::crypto::blob::{CiphertextBlob, PlaintextKind};
 use crate::crypto::context::EncryptionContext;
 use crate::error::shorten;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::Kms;
+pub use crate::secret::SecretBytes;
 
 /// The largest `Plaintext` of Encrypt, in bytes.
-pub const MAX_PLAINTEXT_BYTES: usize = 6144;
+pub const MAX_PLAINTEXT_BYTES: usize = blob::MAX_PAYLOAD_BYTES;
 /// The largest `NumberOfBytes` of GenerateDataKey.
 pub const MAX_DATA_KEY_BYTES: u32 = 1024;
-/// The longest blob Decrypt accepts: the longest plaintext, sealed.
-const MAX_BLOB_BYTES: usize = HEADER_LEN + MAX_PLAINTEXT_BYTES + TAG_LEN;
-
-/// Standard base64 with padding, strict on decode: the same text as
-/// `base64::engine::general_purpose::STANDARD`, with its SIMD kernels (base64
-/// dominates the cost of Encrypt and Decrypt otherwise).
-static BASE64: LazyLock<Simd> = LazyLock::new(|| Simd::standard(PAD));
-
-/// Secret bytes: zeroized on drop, printed as `[REDACTED]`, reached only
-/// through [`SecretBytes::expose_secret`]. Not `Clone`.
-pub struct SecretBytes {
-    /// The whole buffer is zeroized on drop; the secret is `buf[range]`.
-    buf: Zeroizing<Vec<u8>>,
-    range: Range<usize>,
-}
-
-impl SecretBytes {
-    /// The secret is `buf[range]` (so a blob opened in place needs no copy).
-    fn in_buffer(buf: Zeroizing<Vec<u8>>, range: Range<usize>) -> Result<Self> {
-        if range.start > range.end || range.end > buf.len() {
-            return Err(Error::InternalFailure);
-        }
-        Ok(Self { buf, range })
-    }
-
-    /// The secret bytes.
-    pub fn expose_secret(&self) -> &[u8] {
-        self.buf.get(self.range.clone()).unwrap_or_default()
-    }
-
-    /// The length in bytes (not secret).
-    pub fn len(&self) -> usize {
-        self.range.len()
-    }
-
-    /// True when there are no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.range.is_empty()
-    }
-
-    /// The bytes as standard base64, in a zeroizing string.
-    pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(BASE64.encode(self.expose_secret()))
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretBytes([REDACTED])")
-    }
-}
+use crate::crypto::blob::MAX_BLOB_BYTES;
 
 /// The `KeySpec` of GenerateDataKey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -183,8 +130,8 @@ pub struct EncryptResponse {
     pub key_id: String,
     /// The key version that encrypted (the primary).
     pub key_version_id: String,
-    /// Base64 of the blob.
-    pub ciphertext_blob: String,
+    /// The blob (the wire sends its base64).
+    pub ciphertext_blob: CiphertextBlob,
 }
 
 /// The response of GenerateDataKey.
@@ -197,8 +144,8 @@ pub struct DataKey {
     /// The data key. The wire `Plaintext` is its base64
     /// ([`SecretBytes::to_base64`]).
     pub plaintext: SecretBytes,
-    /// Base64 of the blob holding the data key.
-    pub ciphertext_blob: String,
+    /// The blob holding the data key (the wire sends its base64).
+    pub ciphertext_blob: CiphertextBlob,
 }
 
 /// The response of Decrypt.
@@ -222,7 +169,7 @@ impl Decrypted {
     /// wire; it is rendered lossily.
     pub fn wire_plaintext(&self) -> Zeroizing<String> {
         match self.kind {
-            PlaintextKind::DataKey => self.plaintext.to_base64(),
+            PlaintextKind::DataKey | PlaintextKind::EnvelopeKey => self.plaintext.to_base64(),
             PlaintextKind::Text => {
                 let bytes = self.plaintext.expose_secret();
                 // The fast path is the common one: the wire only sends strings.
@@ -245,7 +192,7 @@ pub(crate) struct Sealed {
 impl Sealed {
     fn into_response(self) -> EncryptResponse {
         EncryptResponse {
-            ciphertext_blob: BASE64.encode(&self.blob),
+            ciphertext_blob: CiphertextBlob::from(self.blob),
             key_id: self.key_id,
             key_version_id: self.key_version_id,
         }
@@ -332,13 +279,25 @@ impl Kms {
         })
     }
 
-    /// GenerateDataKey of a checked length (1..=1024), before base64: the
-    /// blob bytes and the data key.
+    /// GenerateDataKey of a checked length (1..=1024): the blob and the
+    /// data key.
     pub(crate) fn generate_data_key_raw(
         &self,
         key_id: &str,
         len: usize,
         context: &EncryptionContext,
+    ) -> Result<(Sealed, SecretBytes)> {
+        self.generate_data_key_kind(key_id, len, context, PlaintextKind::DataKey)
+    }
+
+    /// A fresh key of `len` bytes sealed as `kind` (a data key, or an
+    /// envelope's data key).
+    pub(crate) fn generate_data_key_kind(
+        &self,
+        key_id: &str,
+        len: usize,
+        context: &EncryptionContext,
+        kind: PlaintextKind,
     ) -> Result<(Sealed, SecretBytes)> {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
@@ -351,7 +310,7 @@ impl Kms {
         self.fill_random(&mut random)?;
         let (nonce, key) = random.split_at(NONCE_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::InternalFailure)?;
-        let sealed = self.seal_with(&entry, PlaintextKind::DataKey, key, context, nonce)?;
+        let sealed = self.seal_with(&entry, kind, key, context, nonce)?;
         let end = random.len();
         Ok((sealed, SecretBytes::in_buffer(random, NONCE_LEN..end)?))
     }
@@ -367,31 +326,43 @@ impl Kms {
     /// or version it names does not exist here (a blob from another store,
     /// or altered KeyId / KeyVersionId bytes); the state rejections of
     /// [`Kms::encrypt`].
-    pub fn decrypt(&self, ciphertext_blob: &str, context: &EncryptionContext) -> Result<Decrypted> {
+    pub fn decrypt(
+        &self,
+        ciphertext_blob: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Decrypted> {
         self.operation("Decrypt", "", || self.decrypt_op(ciphertext_blob, context))
     }
 
-    fn decrypt_op(&self, ciphertext_blob: &str, context: &EncryptionContext) -> Result<Decrypted> {
+    fn decrypt_op(&self, ciphertext_blob: &[u8], context: &EncryptionContext) -> Result<Decrypted> {
         if ciphertext_blob.is_empty() {
             return Err(Error::MissingParameter("CiphertextBlob"));
         }
-        if ciphertext_blob.len() > MAX_BLOB_BYTES.div_ceil(3) * 4 {
+        if ciphertext_blob.len() > MAX_BLOB_BYTES {
             return Err(Error::DecryptionFailed);
         }
-        let mut blob = Zeroizing::new(Vec::with_capacity(ciphertext_blob.len() / 4 * 3 + 3));
-        BASE64
-            .decode_vec(ciphertext_blob, &mut blob)
-            .map_err(|_| Error::DecryptionFailed)?;
-        self.decrypt_raw(blob, context)
+        let opened = self.decrypt_raw(Zeroizing::new(ciphertext_blob.to_vec()), context, None)?;
+        if opened.kind == PlaintextKind::EnvelopeKey {
+            // Bound to envelope use (docs/FORMAT.md, envelope v2).
+            return Err(Error::DecryptionFailed);
+        }
+        Ok(opened)
     }
 
-    /// Decrypt of blob bytes (no base64), opened in place.
+    /// Decrypt of blob bytes, opened in place. With `only_key`, a blob that
+    /// names another key is refused as undecryptable before any lookup.
     pub(crate) fn decrypt_raw(
         &self,
         mut blob: Zeroizing<Vec<u8>>,
         context: &EncryptionContext,
+        only_key: Option<&str>,
     ) -> Result<Decrypted> {
         let header = blob::read::header(&blob)?;
+        if let Some(want) = only_key
+            && header.key_id != want.as_bytes()
+        {
+            return Err(Error::DecryptionFailed);
+        }
         let kind = header.kind;
         let nonce = *header.nonce;
         let key_id = std::str::from_utf8(header.key_id)
@@ -589,7 +560,7 @@ pub mod internal {
         plaintext: &[u8],
         context: &EncryptionContext,
         nonce: &[u8; NONCE_LEN],
-    ) -> Result<String> {
+    ) -> Result<CiphertextBlob> {
         if kind == PlaintextKind::Text {
             check_plaintext(plaintext)?;
         }
@@ -743,42 +714,6 @@ mod tests {
             kms.reseal(&opened, &dest, &dst_ctx).unwrap_err().code(),
             "Rejected.Disabled"
         );
-    }
-
-    #[test]
-    fn simd_base64_is_standard_base64() {
-        use base64::engine::general_purpose::STANDARD;
-        for len in 0..300usize {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 167 + len) as u8).collect();
-            let text = BASE64.encode(&bytes);
-            assert_eq!(text, STANDARD.encode(&bytes));
-            assert_eq!(BASE64.decode(&text).ok(), Some(bytes));
-        }
-        let good = STANDARD.encode([0xffu8; 100]);
-        let mut cases = vec![
-            "A".to_owned(),
-            "AB".into(),
-            "AB=".into(),
-            "AB==".into(),
-            "AQ==".into(),
-            "AR==".into(),
-            "AQ".into(),
-            "A===".into(),
-            "====".into(),
-            format!("{good}="),
-            format!("{good} "),
-            good.replace('/', "_"),
-        ];
-        for i in 0..good.len() {
-            for c in [b'!', b'=', b'-', b'\n', 0x80] {
-                let mut t = good.clone().into_bytes();
-                t[i] = c;
-                cases.push(String::from_utf8_lossy(&t).into_owned());
-            }
-        }
-        for c in cases {
-            assert_eq!(BASE64.decode(&c).ok(), STANDARD.decode(&c).ok(), "{c}");
-        }
     }
 
     #[test]

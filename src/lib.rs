@@ -26,7 +26,7 @@ pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timesta
 pub use crypto::context::{EncryptionContext, MAX_ENCRYPTION_CONTEXT_CHARS};
 pub use crypto::envelope::{ENVELOPE_CHUNK_BYTES, EnvelopeReader, EnvelopeWriter};
 pub use error::{
-    DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
+    Cause, DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
 };
 pub use faults::{Fault, Faults};
 pub use kms::{
@@ -34,6 +34,7 @@ pub use kms::{
 };
 pub use ops::aliases::{AliasEntry, AliasName};
 pub use ops::envelope::EnvelopeInfo;
+pub use ops::handle::{KeyEncrypter, KeyHandle};
 pub use ops::import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters};
 pub use ops::keys::{
     CreateKeyRequest, DEFAULT_ROTATION_INTERVAL, MAX_DESCRIPTION_CHARS, MAX_ROTATION_INTERVAL,

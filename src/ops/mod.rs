@@ -3,6 +3,7 @@
 pub(crate) mod aliases;
 pub(crate) mod envelope;
 pub(crate) mod fixtures;
+pub(crate) mod handle;
 pub(crate) mod import;
 pub(crate) mod keys;
 pub(crate) mod reencrypt;

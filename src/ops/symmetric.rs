@@ -361,7 +361,12 @@ impl Kms {
         if let Some(want) = only_key
             && header.key_id != want.as_bytes()
         {
-            return Err(Error::DecryptionFailed);
+            // The key id bytes are in clear in every blob: naming the
+            // mismatch reveals nothing.
+            return Err(Error::invalid(
+                "CiphertextBlob",
+                "was made under another key than the one this handle names",
+            ));
         }
         let kind = header.kind;
         let nonce = *header.nonce;

@@ -72,8 +72,18 @@ fn build_fixture(max_keys: Option<u64>) -> Kms {
             builder = builder.max_keys(max);
         }
         let kms = builder.build()?;
-        crate::ops::symmetric::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
-        crate::ops::symmetric::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
+        crate::ops::symmetric::internal::insecure_insert_fixed_key(
+            &kms,
+            KEY_A,
+            VERSION_A,
+            &[0x11; 32],
+        )?;
+        crate::ops::symmetric::internal::insecure_insert_fixed_key(
+            &kms,
+            KEY_B,
+            VERSION_B,
+            &[0x22; 32],
+        )?;
         kms.disable_key(KEY_B)?;
         Ok(kms)
     };
@@ -100,7 +110,7 @@ pub fn blob_decrypt(data: &[u8]) {
             assert_eq!(d.key_version_id.as_bytes(), h.version_id);
             assert_eq!(d.kind, h.kind);
             assert_eq!(d.plaintext.len(), bytes.len() - HEADER_LEN - TAG_LEN);
-            let again = crate::ops::symmetric::internal::seal_with_nonce(
+            let again = crate::ops::symmetric::internal::insecure_seal_with_nonce(
                 kms,
                 &d.key_id,
                 d.kind,
@@ -154,7 +164,7 @@ fn blob_seeds() -> Vec<Vec<u8>> {
         (2, PlaintextKind::DataKey, &[9u8; 16]),
     ] {
         let nonce = [sel.wrapping_mul(31); NONCE_LEN];
-        if let Ok(blob) = crate::ops::symmetric::internal::seal_with_nonce(
+        if let Ok(blob) = crate::ops::symmetric::internal::insecure_seal_with_nonce(
             kms,
             KEY_A,
             kind,
@@ -947,7 +957,7 @@ fn fresh_fixture() -> Kms {
 /// parses unless XML was asked for, a `RequestId`, and no key material.
 pub fn dispatch(data: &[u8]) {
     let kms = fresh_fixture();
-    let blob = crate::ops::symmetric::internal::seal_with_nonce(
+    let blob = crate::ops::symmetric::internal::insecure_seal_with_nonce(
         &kms,
         KEY_A,
         PlaintextKind::Text,

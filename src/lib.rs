@@ -42,6 +42,7 @@ pub use ops::keys::{
 };
 pub use ops::reencrypt::ReEncryptResponse;
 #[doc(hidden)]
+#[cfg(any(feature = "test-util", feature = "fuzzing"))]
 pub use ops::symmetric::internal;
 pub use ops::symmetric::{
     CiphertextBlob, DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest,

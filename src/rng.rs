@@ -8,7 +8,9 @@
 //! OS-random in every mode: they never appear in anything an application
 //! snapshots.
 
-use rand_core::{TryCryptoRng, TryRng};
+use rand_core::TryCryptoRng;
+#[cfg(feature = "test-util")]
+use rand_core::TryRng;
 
 use crate::error::{Error, Result};
 use crate::secret::{KeyMaterial, fill_random};

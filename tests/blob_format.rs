@@ -3,13 +3,14 @@
 //!
 //! Each file in tests/data/blob-v1/ is one vector (`name: value` lines).
 //! Set `LOCALKMS_BLESS=1` to rewrite them after a deliberate format change.
+#![cfg(any(feature = "test-util", feature = "fuzzing"))]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use localkms::internal::{insert_fixed_key, seal_with_nonce};
+use localkms::internal::{insecure_insert_fixed_key, insecure_seal_with_nonce};
 use localkms::{CiphertextBlob, EncryptionContext, Error, Kms, PlaintextKind};
 use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::{Aead, KeyInit, Payload};
@@ -48,7 +49,7 @@ fn golden_store() -> Kms {
         .root_key_bytes(&[0x11; 32])
         .build()
         .expect("kms");
-    insert_fixed_key(&kms, KEY_ID, VERSION_ID, &material()).expect("golden key");
+    insecure_insert_fixed_key(&kms, KEY_ID, VERSION_ID, &material()).expect("golden key");
     kms
 }
 
@@ -113,7 +114,8 @@ fn bless() {
             PlaintextKind::DataKey
         };
         let ctx = EncryptionContext::from_json(context).expect("context");
-        let blob = seal_with_nonce(&kms, KEY_ID, k, plaintext, &ctx, &nonce()).expect("seal");
+        let blob =
+            insecure_seal_with_nonce(&kms, KEY_ID, k, plaintext, &ctx, &nonce()).expect("seal");
         let text = format!(
             "expect: success\nkey-id: {KEY_ID}\nkey-version-id: {VERSION_ID}\nmaterial: {}\nnonce: {}\nkind: {kind}\ncontext: {context}\nplaintext: {}\nblob: {blob}\n",
             hex(&material()),
@@ -180,7 +182,8 @@ fn golden_vectors_seal_and_open() {
         let pt = unhex(v.get("plaintext"));
         let ctx = v.context();
         let nonce: [u8; 24] = unhex(v.get("nonce")).try_into().expect("24 bytes");
-        let sealed = seal_with_nonce(&kms, KEY_ID, v.kind(), &pt, &ctx, &nonce).expect("seal");
+        let sealed =
+            insecure_seal_with_nonce(&kms, KEY_ID, v.kind(), &pt, &ctx, &nonce).expect("seal");
         assert_eq!(
             sealed.to_base64(),
             v.get("blob"),

@@ -4,11 +4,12 @@
 //!
 //! `LOCALKMS_BLESS=1` rewrites the v2 vector (v1 is frozen: the library no
 //! longer writes it).
+#![cfg(any(feature = "test-util", feature = "fuzzing"))]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use localkms::internal::{insert_fixed_key, seal_with_nonce};
+use localkms::internal::{insecure_insert_fixed_key, insecure_seal_with_nonce};
 use localkms::{EncryptionContext, Error, GenerateDataKeyRequest, Kms, PlaintextKind};
 
 const KEY_ID: &str = "2b4d6f80-1a3c-4e5f-8a9b-0c1d2e3f4a5b";
@@ -36,7 +37,7 @@ fn dir() -> PathBuf {
 
 fn golden_store() -> Kms {
     let kms = Kms::in_memory().expect("kms");
-    insert_fixed_key(&kms, KEY_ID, VERSION_ID, &material()).expect("fixed key");
+    insecure_insert_fixed_key(&kms, KEY_ID, VERSION_ID, &material()).expect("fixed key");
     kms
 }
 
@@ -108,7 +109,7 @@ fn bless_v2() {
         .insecure_deterministic(7)
         .build()
         .expect("kms");
-    insert_fixed_key(&kms, KEY_ID, VERSION_ID, &material()).expect("fixed key");
+    insecure_insert_fixed_key(&kms, KEY_ID, VERSION_ID, &material()).expect("fixed key");
     let plaintext = "localkms envelope v2 golden vector";
     let ctx = r#"{"file":"golden.txt"}"#;
     let env = kms
@@ -178,7 +179,7 @@ fn v2_data_key_is_bound_to_envelope_use() {
     // key but the chunks keyed with the raw data key (v1's rule) fails: the
     // chunk key is derived.
     let data_key = [0x42u8; 32];
-    let sealed = seal_with_nonce(
+    let sealed = insecure_seal_with_nonce(
         &kms,
         KEY_ID,
         PlaintextKind::EnvelopeKey,

@@ -9,6 +9,7 @@
 //! `LOCALKMS_SOAK_ROUNDS` sets the number of kills (default 40, which runs in
 //! well under a minute in a debug build); for a long run:
 //! `LOCALKMS_SOAK_ROUNDS=500 cargo test --release --test soak -- --nocapture`.
+#![cfg(any(feature = "test-util", feature = "fuzzing"))]
 
 mod support;
 
@@ -233,7 +234,7 @@ impl Acked {
                 .describe_key(id)
                 .expect("imported key")
                 .primary_key_version;
-            localkms::internal::insert_fixed_key(&twin, id, &version, &material(n))
+            localkms::internal::insecure_insert_fixed_key(&twin, id, &version, &material(n))
                 .expect("twin key");
             let blob = twin
                 .encrypt(id, b"twin", &EncryptionContext::empty())

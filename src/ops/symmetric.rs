@@ -501,11 +501,12 @@ fn lossy(bytes: &[u8]) -> String {
 }
 
 /// Fixed-nonce sealing and fixed-material keys, for golden vectors, fuzzers
-/// and tests only.
+/// and tests only: only in builds with the `test-util` or `fuzzing` feature.
 ///
 /// **Not for use.** A fixed nonce repeated under one key destroys the
 /// confidentiality and integrity of everything sealed under it.
 #[doc(hidden)]
+#[cfg(any(feature = "test-util", feature = "fuzzing"))]
 pub mod internal {
     use super::*;
     use crate::secret::KeyMaterial;
@@ -518,7 +519,7 @@ pub mod internal {
     /// # Errors
     /// `InvalidParameter` for ids that are not lowercase UUIDs, or a store
     /// failure.
-    pub fn insert_fixed_key(
+    pub fn insecure_insert_fixed_key(
         kms: &Kms,
         key_id: &str,
         version_id: &str,
@@ -558,7 +559,7 @@ pub mod internal {
     ///
     /// # Errors
     /// As [`Kms::encrypt`].
-    pub fn seal_with_nonce(
+    pub fn insecure_seal_with_nonce(
         kms: &Kms,
         key_id: &str,
         kind: PlaintextKind,
@@ -583,7 +584,7 @@ pub mod internal {
     ///
     /// # Errors
     /// `InvalidRootKey` unless `root_key` is 32 bytes.
-    pub fn seal_record_with_nonce(
+    pub fn insecure_seal_record_with_nonce(
         root_key: &[u8],
         ns: &str,
         id: &[u8],
@@ -597,7 +598,7 @@ pub mod internal {
     ///
     /// # Errors
     /// `InvalidRootKey` unless `root_key` is 32 bytes.
-    pub fn open_record(
+    pub fn insecure_open_record(
         root_key: &[u8],
         ns: &str,
         id: &[u8],
@@ -736,3 +737,14 @@ mod tests {
         assert!(format!("{d:?}").contains("REDACTED"));
     }
 }
+
+/// The default build has no `localkms::internal`: this must not compile
+/// without the `test-util` or `fuzzing` feature (`cargo test --doc` without
+/// features checks it).
+///
+/// ```compile_fail,E0432
+/// use localkms::internal::insecure_seal_with_nonce;
+/// ```
+#[cfg(not(any(feature = "test-util", feature = "fuzzing")))]
+#[allow(dead_code)]
+pub(crate) struct InternalGate;

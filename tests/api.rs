@@ -668,3 +668,20 @@ fn secret_bytes_move_out_as_zeroizing() {
     // Opened in place inside the blob's buffer; moved out, only the key.
     assert_eq!(opened.plaintext.into_zeroizing().as_slice(), &copy[..]);
 }
+
+#[test]
+fn dispatch_takes_any_string_pairs() {
+    let kms = Kms::in_memory().expect("kms");
+    let r = localkms::wire::dispatch(&kms, &[("Action", "CreateKey")]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let owned = vec![("Action".to_owned(), "ListKeys".to_owned())];
+    assert_eq!(localkms::wire::dispatch(&kms, &owned).status, 200);
+    let mixed: [(&str, String); 2] = [("Action", "Encrypt".into()), ("Format", "XML".into())];
+    let r = localkms::wire::dispatch(&kms, &mixed);
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body.contains("<Code>MissingParameter</Code>"),
+        "{}",
+        r.body
+    );
+}

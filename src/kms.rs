@@ -28,6 +28,7 @@ pub const ROOT_KEY_FILE: &str = "root.key";
 
 /// When a mutating call's changes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// Every mutating call is flushed (fsync) before it returns. The default.
     #[default]

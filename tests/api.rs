@@ -685,3 +685,40 @@ fn dispatch_takes_any_string_pairs() {
         r.body
     );
 }
+
+#[test]
+fn key_metadata_has_typed_accessors_over_unchanged_wire_strings() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let clock = localkms::ManualClock::new(1_700_000_000);
+    let kms = Kms::builder().clock(clock.clone()).build().expect("kms");
+    let at = |s: u64| Some(UNIX_EPOCH + Duration::from_secs(s));
+    let req = localkms::CreateKeyRequest {
+        enable_automatic_rotation: true,
+        rotation_interval: Some(8 * 86_400),
+        ..Default::default()
+    };
+    let meta = kms.create_key(&req).expect("key");
+    assert_eq!(meta.creation_date, "2023-11-14T22:13:20Z");
+    assert_eq!(meta.created(), at(1_700_000_000));
+    assert!(meta.rotation_enabled());
+    assert_eq!(meta.automatic_rotation, "Enabled");
+    assert_eq!(
+        meta.rotation_period(),
+        Some(Duration::from_secs(8 * 86_400))
+    );
+    assert_eq!(meta.rotation_interval, "691200s");
+    assert_eq!(meta.next_rotation(), at(1_700_000_000 + 8 * 86_400));
+    assert_eq!(meta.deletion_date(), None);
+    assert_eq!(meta.material_expires(), None);
+    kms.schedule_key_deletion(&meta.key_id, 7)
+        .expect("schedule");
+    let meta = kms.describe_key(&meta.key_id).expect("describe");
+    assert_eq!(meta.deletion_date(), at(1_700_000_000 + 7 * 86_400));
+    let plain = kms.create_key(&Default::default()).expect("key");
+    assert!(!plain.rotation_enabled());
+    assert_eq!(plain.rotation_period(), None);
+    assert_eq!(
+        plain.last_rotation(),
+        at(1_700_000_000).filter(|_| !plain.last_rotation_date.is_empty())
+    );
+}

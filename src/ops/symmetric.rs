@@ -30,6 +30,7 @@ use crate::crypto::blob::MAX_BLOB_BYTES;
 
 /// The `KeySpec` of GenerateDataKey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum DataKeySpec {
     /// A 256-bit data key: `AES_256` (the default).
     #[default]
@@ -125,6 +126,7 @@ impl GenerateDataKeyRequest {
 
 /// The response of Encrypt (and of a re-seal).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EncryptResponse {
     /// The key that encrypted (resolved from an alias or ARN).
     pub key_id: String,
@@ -136,6 +138,7 @@ pub struct EncryptResponse {
 
 /// The response of GenerateDataKey.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct DataKey {
     /// The key that encrypted the data key.
     pub key_id: String,
@@ -150,6 +153,7 @@ pub struct DataKey {
 
 /// The response of Decrypt.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Decrypted {
     /// The key named by the blob.
     pub key_id: String,

@@ -62,7 +62,7 @@ fn encrypt_decrypt(c: &mut Criterion) {
     });
     let p = params(&[
         ("Action", "Decrypt"),
-        ("CiphertextBlob", &blob),
+        ("CiphertextBlob", &blob.to_base64()),
         ("EncryptionContext", CONTEXT),
     ]);
     g.bench_function("dispatch", |b| {

@@ -84,10 +84,7 @@ impl JsonLinesAudit<std::fs::File> {
             .append(true)
             .open(path)
             .map(Self::new)
-            .map_err(|e| Error::Io {
-                kind: e.kind(),
-                message: e.to_string(),
-            })
+            .map_err(Error::from)
     }
 }
 

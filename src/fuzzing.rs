@@ -72,8 +72,18 @@ fn build_fixture(max_keys: Option<u64>) -> Kms {
             builder = builder.max_keys(max);
         }
         let kms = builder.build()?;
-        crate::ops::symmetric::internal::insert_fixed_key(&kms, KEY_A, VERSION_A, &[0x11; 32])?;
-        crate::ops::symmetric::internal::insert_fixed_key(&kms, KEY_B, VERSION_B, &[0x22; 32])?;
+        crate::ops::symmetric::internal::insecure_insert_fixed_key(
+            &kms,
+            KEY_A,
+            VERSION_A,
+            &[0x11; 32],
+        )?;
+        crate::ops::symmetric::internal::insecure_insert_fixed_key(
+            &kms,
+            KEY_B,
+            VERSION_B,
+            &[0x22; 32],
+        )?;
         kms.disable_key(KEY_B)?;
         Ok(kms)
     };
@@ -93,15 +103,14 @@ pub fn blob_decrypt(data: &[u8]) {
     let kms = fixture();
     let ctx = context(sel);
     let header = blob::read::header(bytes);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-    match kms.decrypt(&b64, &ctx) {
+    match kms.decrypt(bytes, &ctx) {
         Ok(d) => {
             let h = header.expect("a blob that decrypts has a valid header");
             assert_eq!(d.key_id.as_bytes(), h.key_id);
             assert_eq!(d.key_version_id.as_bytes(), h.version_id);
             assert_eq!(d.kind, h.kind);
             assert_eq!(d.plaintext.len(), bytes.len() - HEADER_LEN - TAG_LEN);
-            let again = crate::ops::symmetric::internal::seal_with_nonce(
+            let again = crate::ops::symmetric::internal::insecure_seal_with_nonce(
                 kms,
                 &d.key_id,
                 d.kind,
@@ -110,7 +119,7 @@ pub fn blob_decrypt(data: &[u8]) {
                 h.nonce,
             )
             .expect("what decrypts re-seals");
-            assert_eq!(again, b64, "the blob is the canonical sealing");
+            assert_eq!(again.as_bytes(), bytes, "the blob is the canonical sealing");
         }
         Err(e) => {
             check_error(&e);
@@ -121,8 +130,15 @@ pub fn blob_decrypt(data: &[u8]) {
             }
         }
     }
+    // The wire's path: base64 of the bytes, and the bytes read as base64.
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let via_text = crate::crypto::blob::CiphertextBlob::from_base64(&b64)
+        .expect("strict base64 decodes")
+        .into_vec();
+    assert!(via_text == bytes || bytes.len() > crate::crypto::blob::MAX_BLOB_BYTES);
     if let Ok(text) = std::str::from_utf8(bytes)
-        && let Err(e) = kms.decrypt(text, &ctx)
+        && let Err(e) = crate::crypto::blob::CiphertextBlob::from_base64(text)
+            .and_then(|b| kms.decrypt(&b, &ctx))
     {
         check_error(&e);
     }
@@ -148,17 +164,16 @@ fn blob_seeds() -> Vec<Vec<u8>> {
         (2, PlaintextKind::DataKey, &[9u8; 16]),
     ] {
         let nonce = [sel.wrapping_mul(31); NONCE_LEN];
-        if let Ok(b64) = crate::ops::symmetric::internal::seal_with_nonce(
+        if let Ok(blob) = crate::ops::symmetric::internal::insecure_seal_with_nonce(
             kms,
             KEY_A,
             kind,
             plaintext,
             &context(sel),
             &nonce,
-        ) && let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64)
-        {
+        ) {
             let mut seed = vec![sel];
-            seed.extend_from_slice(&raw);
+            seed.extend_from_slice(&blob);
             out.push(seed);
         }
     }
@@ -192,14 +207,37 @@ impl Read for Pieces<'_> {
     }
 }
 
+/// The plaintext bytes of a full chunk while fuzzing envelopes: small, so
+/// inputs of a few KiB span several chunks and reach chunk boundaries.
+pub const FUZZ_CHUNK_BYTES: usize = 64;
+
+/// Sets this thread's envelope chunk size to [`FUZZ_CHUNK_BYTES`] until
+/// dropped.
+struct SmallChunks;
+
+impl SmallChunks {
+    fn on() -> Self {
+        crate::crypto::envelope::set_fuzzing_chunk_bytes(FUZZ_CHUNK_BYTES);
+        Self
+    }
+}
+
+impl Drop for SmallChunks {
+    fn drop(&mut self) {
+        crate::crypto::envelope::set_fuzzing_chunk_bytes(0);
+    }
+}
+
 /// Target `envelope_reader`. Input: a context selector byte, a read-size
-/// byte, then envelope bytes. The streaming reader must refuse anything but
-/// a whole, untampered envelope; what it accepts has exactly the length of
-/// the envelope of what it wrote.
+/// byte, then envelope bytes (made with 64-byte chunks, [`FUZZ_CHUNK_BYTES`]).
+/// The streaming reader, the `Read` adapter and the whole-buffer call must
+/// agree, and refuse anything but a whole, untampered envelope; what they
+/// accept has exactly the length of the envelope of what it holds.
 pub fn envelope_reader(data: &[u8]) {
     let [sel, piece, bytes @ ..] = data else {
         return;
     };
+    let _small = SmallChunks::on();
     let kms = fixture();
     let ctx = context(*sel);
     let reader = Pieces {
@@ -210,7 +248,11 @@ pub fn envelope_reader(data: &[u8]) {
     match kms.envelope_decrypt_stream(&ctx, reader, &mut *out) {
         Ok(info) => {
             assert_eq!(info.plaintext_bytes, out.len() as u64);
-            assert_eq!(crate::crypto::envelope::sealed_len(out.len()), bytes.len());
+            let blob_len = usize::from(u16::from_be_bytes([bytes[5], bytes[6]]));
+            assert_eq!(
+                crate::crypto::envelope::sealed_len(out.len(), blob_len),
+                bytes.len()
+            );
             assert_eq!(info.key_id, KEY_A);
             let whole = kms.envelope_decrypt(bytes, &ctx).expect("the same bytes");
             assert_eq!(whole.as_slice(), out.as_slice());
@@ -220,12 +262,39 @@ pub fn envelope_reader(data: &[u8]) {
             assert!(kms.envelope_decrypt(bytes, &ctx).is_err());
         }
     }
+    // The `Read` adapter, in small reads, agrees with the stream.
+    let mut read = Zeroizing::new(Vec::new());
+    let adapter = kms.envelope_reader(&ctx, bytes).and_then(|mut r| {
+        let mut piece_buf = [0u8; 13];
+        loop {
+            match r.read(&mut piece_buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => read.extend_from_slice(&piece_buf[..n]),
+                Err(e) => return Err(Error::from(e)),
+            }
+        }
+    });
+    match adapter {
+        Ok(()) => assert_eq!(read.as_slice(), out.as_slice(), "adapter and stream agree"),
+        Err(e) => {
+            check_error(&e);
+            assert!(out.is_empty() || kms.envelope_decrypt(bytes, &ctx).is_err());
+            // Every byte it returned was authenticated: a prefix of the truth.
+            assert!(read.len() <= out.len() || out.is_empty());
+        }
+    }
 }
 
 fn envelope_seeds() -> Vec<Vec<u8>> {
+    let _small = SmallChunks::on();
     let kms = fixture();
     let mut out = Vec::new();
-    for (sel, plaintext) in [(0u8, &b""[..]), (1, b"a"), (3, &[0x5a; 300])] {
+    for (sel, plaintext) in [
+        (0u8, &b""[..]),
+        (1, b"a"),
+        (2, &[0x11; FUZZ_CHUNK_BYTES]),
+        (3, &[0x5a; 300]),
+    ] {
         if let Ok(env) = kms.envelope_encrypt(KEY_A, plaintext, &context(sel)) {
             let mut seed = vec![sel, 1];
             seed.extend_from_slice(&env);
@@ -380,7 +449,7 @@ struct MKey {
 struct MBlob {
     key: String,
     version: String,
-    blob: String,
+    blob: crate::crypto::blob::CiphertextBlob,
     ctx: u8,
     plaintext: Vec<u8>,
     data_key: bool,
@@ -888,7 +957,7 @@ fn fresh_fixture() -> Kms {
 /// parses unless XML was asked for, a `RequestId`, and no key material.
 pub fn dispatch(data: &[u8]) {
     let kms = fresh_fixture();
-    let blob = crate::ops::symmetric::internal::seal_with_nonce(
+    let blob = crate::ops::symmetric::internal::insecure_seal_with_nonce(
         &kms,
         KEY_A,
         PlaintextKind::Text,
@@ -896,7 +965,8 @@ pub fn dispatch(data: &[u8]) {
         &EncryptionContext::empty(),
         &[7; NONCE_LEN],
     )
-    .expect("fixture blob");
+    .expect("fixture blob")
+    .to_base64();
     let material: Vec<String> = [[0x11u8; 32], [0x22; 32]]
         .iter()
         .map(|m| base64::engine::general_purpose::STANDARD.encode(m))

@@ -32,6 +32,7 @@ pub const WITNESS_FILE: &str = "store.witness";
 
 /// When a mutating call's changes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Durability {
     /// Every mutating call is flushed (fsync) before it returns. The default.
     #[default]
@@ -65,16 +66,34 @@ impl Default for Config {
     }
 }
 
-/// The key management service. Cheap to share: it is `Send + Sync`, and every
-/// operation takes `&self`.
+/// The key management service. Cheap to clone, like a connection pool: a
+/// clone is another handle on the same service (an `Arc` inside), so it can
+/// be handed to threads and tasks without wrapping. It is `Send + Sync`, and
+/// every operation takes `&self`.
 ///
 /// ```
 /// let kms = localkms::Kms::in_memory()?;
 /// let key = kms.create_key(&Default::default())?;
 /// assert_eq!(key.key_state, localkms::KeyState::Enabled);
+/// let for_a_thread = kms.clone();
+/// std::thread::spawn(move || for_a_thread.describe_key(&key.key_id)).join().unwrap()?;
 /// # Ok::<(), localkms::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct Kms {
+    inner: Arc<KmsInner>,
+}
+
+impl std::ops::Deref for Kms {
+    type Target = KmsInner;
+    fn deref(&self) -> &KmsInner {
+        &self.inner
+    }
+}
+
+/// The shared state behind a [`Kms`] handle (not part of the API).
+#[doc(hidden)]
+pub struct KmsInner {
     /// The sealed store: every record sealed, covered by the head.
     pub(crate) store: SealedStore,
     pub(crate) root: Arc<RootKey>,
@@ -89,12 +108,15 @@ pub struct Kms {
     rolled_back: Option<RollBack>,
 }
 
+/// A summary: the backend (its own summary: kind, path, record count), the
+/// clock, the configuration and the random source. Never a record.
 impl fmt::Debug for Kms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Kms")
             .field("store", &self.store)
             .field("clock", &self.clock)
             .field("config", &self.config)
+            .field("rng", &self.toolkit.rng)
             .finish_non_exhaustive()
     }
 }
@@ -110,8 +132,9 @@ enum StoreChoice {
 /// Where the builder gets the root key.
 #[derive(Debug)]
 enum RootChoice {
-    /// `dir/root.key`, created on first open.
-    BesideStore(PathBuf),
+    /// `root.key` in the sled directory, created on first open (whichever
+    /// order the builder calls came in).
+    BesideStore,
     Key(Box<RootKey>),
     File(PathBuf),
     Env(String),
@@ -130,7 +153,11 @@ enum RootChoice {
 ///     .build()?;
 /// # Ok::<(), localkms::Error>(())
 /// ```
-#[derive(Debug)]
+///
+/// Every method returns the builder, and the result of [`KmsBuilder::build`]
+/// does not depend on the order of the calls (the last call of each kind
+/// wins).
+#[must_use = "a builder does nothing until build() is called"]
 pub struct KmsBuilder {
     store: StoreChoice,
     root: Option<RootChoice>,
@@ -142,8 +169,26 @@ pub struct KmsBuilder {
     verify_on_open: bool,
     /// A backup to restore into the (empty) store at build.
     restore: Option<Vec<u8>>,
+    rng: Option<Box<dyn crate::rng::DynRng>>,
     /// Set by `insecure_deterministic` (feature `test-util` only).
     pub(crate) deterministic_seed: Option<u64>,
+}
+
+impl fmt::Debug for KmsBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KmsBuilder")
+            .field("store", &self.store)
+            .field("root", &self.root)
+            .field("clock", &self.clock)
+            .field("config", &self.config)
+            .field("witness", &self.witness)
+            .field("recover_rolled_back", &self.recover_rolled_back)
+            .field("verify_on_open", &self.verify_on_open)
+            .field("restore", &self.restore.as_ref().map(Vec::len))
+            .field("custom_rng", &self.rng.is_some())
+            .field("deterministic", &self.deterministic_seed.is_some())
+            .finish()
+    }
 }
 
 /// Where the witness is kept.
@@ -204,10 +249,28 @@ impl KmsBuilder {
     /// The root key in `root.key` inside the sled directory, created (mode
     /// 0600) on first open. Convenient; production should supply the root key
     /// from outside the store instead.
+    ///
+    /// It may come before or after [`KmsBuilder::sled`]; without a sled store
+    /// [`KmsBuilder::build`] refuses it.
     pub fn root_key_beside_store(mut self) -> Self {
-        if let StoreChoice::Sled(dir) = &self.store {
-            self.root = Some(RootChoice::BesideStore(dir.clone()));
-        }
+        self.root = Some(RootChoice::BesideStore);
+        self
+    }
+
+    /// The random source for key ids, key material, nonces and data keys: any
+    /// `rand_core` [`TryCryptoRng`](rand_core::TryCryptoRng) (an HSM's
+    /// generator, a FIPS DRBG). The default is the OS CSPRNG (`getrandom`).
+    /// A generator that fails makes the operation fail with
+    /// `InternalFailure`. The root key, sealing nonces at rest, BYOK wrapping
+    /// keys and import tokens always come from the OS.
+    ///
+    /// ```
+    /// let kms = localkms::Kms::builder().rng(getrandom::SysRng).build()?;
+    /// kms.create_key(&Default::default())?;
+    /// # Ok::<(), localkms::Error>(())
+    /// ```
+    pub fn rng(mut self, rng: impl rand_core::TryCryptoRng + Send + 'static) -> Self {
+        self.rng = Some(Box::new(rng));
         self
     }
 
@@ -307,7 +370,14 @@ impl KmsBuilder {
             Some(RootChoice::Key(k)) => *k,
             Some(RootChoice::File(p)) => RootKey::from_file(p)?,
             Some(RootChoice::Env(v)) => RootKey::from_env(&v)?,
-            Some(RootChoice::BesideStore(dir)) => root_key_beside(&dir)?,
+            Some(RootChoice::BesideStore) => match &self.store {
+                StoreChoice::Sled(dir) => root_key_beside(dir)?,
+                _ => {
+                    return Err(Error::InvalidRootKey(
+                        "root_key_beside_store needs a sled store (KmsBuilder::sled)".into(),
+                    ));
+                }
+            },
             None => match self.store {
                 StoreChoice::Memory => RootKey::generate()?.0,
                 _ => {
@@ -359,9 +429,15 @@ impl KmsBuilder {
             recover_rolled_back: self.recover_rolled_back,
             restored: self.restore.is_some(),
         };
-        let mut kms = Kms::from_parts(store, root, self.clock, self.config, &opts)?;
-        let next_seq = kms.lock_writer()?.next_seq;
-        kms.toolkit.rng = crate::rng::Rng::new(self.deterministic_seed, next_seq);
+        let mut inner = Kms::from_parts(store, root, self.clock, self.config, &opts)?;
+        inner.toolkit.rng = match (self.deterministic_seed, self.rng) {
+            (Some(seed), _) => crate::rng::Rng::new(Some(seed), next_epoch(&inner.store)?),
+            (None, Some(r)) => crate::rng::Rng::Custom(Mutex::new(r)),
+            (None, None) => crate::rng::Rng::Os,
+        };
+        let kms = Kms {
+            inner: Arc::new(inner),
+        };
         if self.verify_on_open {
             let report = kms.verify()?;
             if !report.is_ok() {
@@ -372,6 +448,30 @@ impl KmsBuilder {
         }
         Ok(kms)
     }
+}
+
+/// The deterministic generator's epoch for this open: how many times the
+/// store was opened in deterministic mode before, counted in the store, so a
+/// reopened store draws a new stream even when it made no keys.
+fn next_epoch(store: &SealedStore) -> Result<u64> {
+    const META_DRBG_EPOCH: &[u8] = b"drbg-epoch";
+    let epoch = match store.get(NS_META, META_DRBG_EPOCH)? {
+        None => 0,
+        Some(v) => <[u8; 8]>::try_from(v.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| {
+                Error::CorruptStore("the drbg-epoch record has the wrong length".into())
+            })?,
+    };
+    let mut b = Batch::new();
+    b.put(
+        NS_META,
+        META_DRBG_EPOCH,
+        epoch.saturating_add(1).to_be_bytes().to_vec(),
+    );
+    store.commit(b)?;
+    store.flush()?;
+    Ok(epoch)
 }
 
 /// Creates `dir` with mode 0700 if it is missing, and makes it 0700 if it
@@ -464,8 +564,8 @@ impl Kms {
         Self::builder().in_memory().build()
     }
 
-    /// A builder; by default an in-memory store, the system clock and the
-    /// default region and account.
+    /// A builder; by default an in-memory store, the system clock, the OS
+    /// random source and the default region and account.
     pub fn builder() -> KmsBuilder {
         KmsBuilder {
             store: StoreChoice::Memory,
@@ -477,6 +577,7 @@ impl Kms {
             recover_rolled_back: false,
             verify_on_open: false,
             restore: None,
+            rng: None,
             deterministic_seed: None,
         }
     }
@@ -487,7 +588,7 @@ impl Kms {
         clock: Arc<dyn Clock>,
         config: Config,
         opts: &OpenOptions,
-    ) -> Result<Self> {
+    ) -> Result<KmsInner> {
         let root = Arc::new(root);
         let (store, opened) = SealedStore::open(store, Arc::clone(&root), opts, || {
             let mut b = Batch::new();
@@ -498,7 +599,7 @@ impl Kms {
             .get(NS_META, META_COUNTERS)?
             .ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?;
         let counters = Counters::decode(&c)?;
-        Ok(Self {
+        Ok(KmsInner {
             store,
             root,
             clock,
@@ -736,6 +837,16 @@ impl Kms {
         }
         let mut batch = Batch::new();
         let record = make(counters.next_seq, &mut batch)?;
+        if self.store.get(NS_KEY, record.key_id.as_bytes())?.is_some() {
+            // A repeated id (a replayed random stream) must not overwrite.
+            return Err(Error::UnsupportedOperation(
+                format!(
+                    "the new KeyId {} exists already; refused rather than overwritten",
+                    record.key_id
+                )
+                .into(),
+            ));
+        }
         let next = Counters {
             next_seq: counters.next_seq + 1,
             key_count: counters.key_count + 1,
@@ -836,7 +947,9 @@ impl KmsBuilder {
     /// Only in builds with the `test-util` feature, so a default build cannot
     /// reach it. Outputs are reproducible for a single-threaded sequence of
     /// calls on a fresh store with the same seed (a reopened persistent store
-    /// draws a new stream, so it never repeats the ids of its keys; clock
+    /// draws a new stream, counted in the store, so it never replays one,
+    /// even when it made no keys; a repeated KeyId or KeyVersionId is
+    /// refused rather than overwriting; clock
     /// values affect only timestamps, never ids or blobs): concurrent calls draw
     /// from one generator in an order that depends on thread timing. The root
     /// key, sealing nonces at rest, BYOK wrapping keys and import tokens stay

@@ -31,9 +31,9 @@ pub use audit::{AuditEvent, AuditSink, JsonLinesAudit, MemoryAudit};
 pub use clock::{Clock, ManualClock, SystemClock, format_timestamp, parse_timestamp};
 pub use crypto::asym::Algorithm;
 pub use crypto::context::{EncryptionContext, MAX_ENCRYPTION_CONTEXT_CHARS};
-pub use crypto::envelope::ENVELOPE_CHUNK_BYTES;
+pub use crypto::envelope::{ENVELOPE_CHUNK_BYTES, EnvelopeReader, EnvelopeWriter};
 pub use error::{
-    DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
+    Cause, DECRYPTION_FAILED_MESSAGE, Error, INVALID_KEY_MATERIAL_MESSAGE, Rejection, Result,
 };
 pub use faults::{Fault, Faults};
 pub use kms::WITNESS_FILE;
@@ -54,6 +54,7 @@ pub use ops::envelope::EnvelopeInfo;
 pub use ops::export::{
     ExportAlgorithm, ExportKeySpec, ExportedDataKey, GeneratedExportedDataKey, WrappingPublicKey,
 };
+pub use ops::handle::{KeyEncrypter, KeyHandle};
 pub use ops::import::{IMPORT_TOKEN_LIFETIME_SECONDS, ImportParameters, MAX_LIVE_IMPORT_TOKENS};
 pub use ops::keys::{
     CreateKeyRequest, DEFAULT_ROTATION_INTERVAL, MAX_DESCRIPTION_CHARS, MAX_ROTATION_INTERVAL,
@@ -73,10 +74,11 @@ pub use ops::secrets::{
     parse_secret_rotation_interval,
 };
 #[doc(hidden)]
+#[cfg(any(feature = "test-util", feature = "fuzzing"))]
 pub use ops::symmetric::internal;
 pub use ops::symmetric::{
-    DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest, MAX_DATA_KEY_BYTES,
-    MAX_PLAINTEXT_BYTES, PlaintextKind, SecretBytes,
+    CiphertextBlob, DataKey, DataKeySpec, Decrypted, EncryptResponse, GenerateDataKeyRequest,
+    MAX_DATA_KEY_BYTES, MAX_PLAINTEXT_BYTES, PlaintextKind, SecretBytes,
 };
 pub use ops::tags::{MAX_TAGS_PER_KEY, ResourceTag, Tag, TagKey, parse_tag_keys, parse_tags};
 pub use ops::versions::{KeyVersion, parse_rotation_interval};

@@ -1,20 +1,40 @@
-//! The random source of a [`Kms`]: the OS CSPRNG, or (feature `test-util`
-//! only) a seeded HMAC-SHA256 DRBG that makes key ids, version ids, key
-//! material, nonces and data keys reproducible.
+//! The random source of a [`Kms`]: the OS CSPRNG (the default), a caller's
+//! generator through `rand_core`'s [`TryCryptoRng`] (an HSM's, a FIPS DRBG:
+//! `KmsBuilder::rng`), or (feature `test-util` only) a seeded HMAC-SHA256
+//! DRBG that makes key ids, version ids, key material, nonces and data keys
+//! reproducible.
 //!
 //! Root-key sealing nonces, BYOK RSA key pairs and import token ids stay
 //! OS-random in every mode: they never appear in anything an application
 //! snapshots.
 
-use crate::error::Result;
+use rand_core::TryCryptoRng;
+#[cfg(feature = "test-util")]
+use rand_core::TryRng;
+
+use crate::error::{Error, Result};
 use crate::secret::{KeyMaterial, fill_random};
+
+/// A caller's generator, boxed: any `rand_core` [`TryCryptoRng`].
+pub(crate) trait DynRng: Send {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<()>;
+}
+
+impl<R: TryCryptoRng + Send> DynRng for R {
+    fn fill(&mut self, buf: &mut [u8]) -> Result<()> {
+        // The generator's error may say anything; it is not echoed.
+        self.try_fill_bytes(buf).map_err(|_| Error::InternalFailure)
+    }
+}
 
 /// Where a [`Kms`] takes the randomness that shapes its outputs.
 #[derive(Default)]
 pub(crate) enum Rng {
-    /// The OS CSPRNG (every build, the only choice without `test-util`).
+    /// The OS CSPRNG (`getrandom`, the same source as its `SysRng`).
     #[default]
     Os,
+    /// A caller's generator (`KmsBuilder::rng`).
+    Custom(std::sync::Mutex<Box<dyn DynRng>>),
     /// HMAC-SHA256(seed, counter) blocks. **Insecure**: anyone who knows the
     /// seed knows every key.
     #[cfg(feature = "test-util")]
@@ -27,12 +47,12 @@ impl Rng {
     /// sequence number is `next_seq`: a fresh store always gets the same
     /// stream, and a reopened one a new stream, so it never makes again the
     /// ids of keys it made before.
-    pub(crate) fn new(seed: Option<u64>, next_seq: u64) -> Self {
+    pub(crate) fn new(seed: Option<u64>, epoch: u64) -> Self {
         match seed {
             #[cfg(feature = "test-util")]
-            Some(seed) => Self::Deterministic(std::sync::Mutex::new(Drbg::new(seed, next_seq))),
+            Some(seed) => Self::Deterministic(std::sync::Mutex::new(Drbg::new(seed, epoch))),
             _ => {
-                let _ = next_seq;
+                let _ = epoch;
                 Self::Os
             }
         }
@@ -43,6 +63,7 @@ impl std::fmt::Debug for Rng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Os => f.write_str("Os"),
+            Self::Custom(_) => f.write_str("Custom"),
             #[cfg(feature = "test-util")]
             Self::Deterministic(_) => f.write_str("Deterministic([REDACTED])"),
         }
@@ -51,7 +72,9 @@ impl std::fmt::Debug for Rng {
 
 /// The deterministic generator: block `i` is HMAC-SHA256(seed || epoch,
 /// "localkms drbg v1" || i), all numbers u64 big-endian, where the epoch is
-/// the store's next key sequence number at open (0 for a fresh store).
+/// how many times the store was opened in deterministic mode before (0 for a
+/// fresh store; persisted in the store, so a reopened store never replays a
+/// stream, even when it made no keys).
 /// Output is the blocks in order; a request that ends inside a block
 /// discards the rest of it.
 #[cfg(feature = "test-util")]
@@ -59,6 +82,33 @@ pub(crate) struct Drbg {
     seed: [u8; 16],
     counter: u64,
 }
+
+/// The generator is a `rand_core` [`TryCryptoRng`] like any other source;
+/// it is **insecure**: anyone who knows the seed knows its output.
+#[cfg(feature = "test-util")]
+impl TryRng for Drbg {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> std::result::Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.fill(&mut b);
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> std::result::Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.fill(&mut b);
+        Ok(u64::from_be_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> std::result::Result<(), Self::Error> {
+        self.fill(dst);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "test-util")]
+impl TryCryptoRng for Drbg {}
 
 #[cfg(feature = "test-util")]
 impl Drbg {
@@ -89,12 +139,10 @@ impl Rng {
     pub(crate) fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
         match self {
             Rng::Os => fill_random(buf),
+            Rng::Custom(r) => r.lock().map_err(|_| Error::InternalFailure)?.fill(buf),
             #[cfg(feature = "test-util")]
             Rng::Deterministic(d) => {
-                d.lock()
-                    .map_err(|_| crate::error::Error::InternalFailure)?
-                    .fill(buf);
-                Ok(())
+                DynRng::fill(&mut *d.lock().map_err(|_| Error::InternalFailure)?, buf)
             }
         }
     }
@@ -116,11 +164,10 @@ impl Rng {
     pub(crate) fn new_material(&self) -> Result<KeyMaterial> {
         match self {
             Rng::Os => KeyMaterial::generate(),
-            #[cfg(feature = "test-util")]
-            Rng::Deterministic(_) => {
+            _ => {
                 let mut m = zeroize::Zeroizing::new([0u8; 32]);
                 self.fill_random(m.as_mut())?;
-                KeyMaterial::from_slice(m.as_ref()).ok_or(crate::error::Error::InternalFailure)
+                KeyMaterial::from_slice(m.as_ref()).ok_or(Error::InternalFailure)
             }
         }
     }
@@ -129,7 +176,11 @@ impl Rng {
     /// `KmsBuilder::insecure_deterministic`: its keys are predictable and
     /// must never protect real data.
     pub(crate) fn is_insecure_deterministic(&self) -> bool {
-        !matches!(self, Rng::Os)
+        match self {
+            #[cfg(feature = "test-util")]
+            Rng::Deterministic(_) => true,
+            _ => false,
+        }
     }
 }
 

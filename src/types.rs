@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -208,6 +209,70 @@ pub struct KeyMetadata {
     pub deletion_protection: String,
     /// The description given when deletion protection was enabled, or `""`.
     pub deletion_protection_description: String,
+}
+
+/// Typed views of the wire strings: times as `SystemTime`, intervals as
+/// `Duration`, rotation as `bool`. An unset (`""`) or unreadable value is
+/// `None`.
+///
+/// ```
+/// let kms = localkms::Kms::builder().clock(localkms::ManualClock::new(1_700_000_000)).build()?;
+/// let meta = kms.create_key(&Default::default())?;
+/// assert_eq!(
+///     meta.created(),
+///     Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+/// );
+/// assert!(!meta.rotation_enabled());
+/// assert_eq!(meta.deletion_date(), None);
+/// # Ok::<(), localkms::Error>(())
+/// ```
+impl KeyMetadata {
+    /// `CreationDate`.
+    pub fn created(&self) -> Option<SystemTime> {
+        system_time(&self.creation_date)
+    }
+
+    /// `DeleteDate`: when a key pending deletion is deleted.
+    pub fn deletion_date(&self) -> Option<SystemTime> {
+        system_time(&self.delete_date)
+    }
+
+    /// `MaterialExpireTime`: when imported material expires.
+    pub fn material_expires(&self) -> Option<SystemTime> {
+        system_time(&self.material_expire_time)
+    }
+
+    /// `LastRotationDate`.
+    pub fn last_rotation(&self) -> Option<SystemTime> {
+        system_time(&self.last_rotation_date)
+    }
+
+    /// `NextRotationDate`.
+    pub fn next_rotation(&self) -> Option<SystemTime> {
+        system_time(&self.next_rotation_date)
+    }
+
+    /// `AutomaticRotation` is `Enabled`.
+    pub fn rotation_enabled(&self) -> bool {
+        self.automatic_rotation == "Enabled"
+    }
+
+    /// `RotationInterval` (`"<n>s"`) as a duration.
+    pub fn rotation_period(&self) -> Option<Duration> {
+        self.rotation_interval
+            .strip_suffix('s')
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(Duration::from_secs)
+    }
+}
+
+/// A wire timestamp (`YYYY-MM-DDThh:mm:ssZ`) as a `SystemTime`.
+fn system_time(text: &str) -> Option<SystemTime> {
+    let secs = crate::clock::parse_timestamp(text)?;
+    match u64::try_from(secs) {
+        Ok(s) => UNIX_EPOCH.checked_add(Duration::from_secs(s)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs())),
+    }
 }
 
 /// One entry of ListKeys.

@@ -104,9 +104,9 @@ struct Scene {
     a: String,
     b: String,
     ext: String,
-    blob_a: String,
-    blob_b: String,
-    blob_ext: String,
+    blob_a: localkms::CiphertextBlob,
+    blob_b: localkms::CiphertextBlob,
+    blob_ext: localkms::CiphertextBlob,
 }
 
 fn scene(kms: &Kms) -> Scene {
@@ -458,7 +458,11 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Opens the damaged copy: refused with StoreRolledBack or CorruptStore, or
 /// opened with every acknowledged key and blob intact.
-fn never_silent_loss(label: &str, dir: &Path, acked: &[(String, String)]) -> &'static str {
+fn never_silent_loss(
+    label: &str,
+    dir: &Path,
+    acked: &[(String, localkms::CiphertextBlob)],
+) -> &'static str {
     let outcome = std::panic::catch_unwind(|| match sled_open(dir) {
         Err(e) => {
             assert!(
@@ -490,7 +494,7 @@ fn never_silent_loss(label: &str, dir: &Path, acked: &[(String, String)]) -> &'s
 #[test]
 fn damaged_sled_log_is_refused_or_intact_never_silent_loss() {
     let base = tempfile::tempdir().expect("tempdir");
-    let acked: Vec<(String, String)> = {
+    let acked: Vec<(String, localkms::CiphertextBlob)> = {
         let kms = sled_open(base.path()).expect("open");
         (0..12)
             .map(|i| {

@@ -50,7 +50,7 @@ fn ctx() -> EncryptionContext {
 }
 
 /// Keys in several states with blobs, an alias, a tag, imported material.
-fn populate(kms: &Kms) -> Vec<(String, String)> {
+fn populate(kms: &Kms) -> Vec<(String, localkms::CiphertextBlob)> {
     let a = kms
         .create_key(&CreateKeyRequest {
             tags: vec![Tag::new("team", "x").expect("tag")],
@@ -90,7 +90,7 @@ fn populate(kms: &Kms) -> Vec<(String, String)> {
     blobs
 }
 
-fn check_restored(kms: &Kms, blobs: &[(String, String)]) {
+fn check_restored(kms: &Kms, blobs: &[(String, localkms::CiphertextBlob)]) {
     let r = kms.verify().expect("verify");
     assert!(r.is_ok(), "{r}");
     for (key, blob) in blobs {

@@ -281,9 +281,7 @@ fn export_through_the_rust_api() {
         .unwrap();
     assert_eq!(&a[..], &b[..]);
     assert_eq!(a.len(), 32);
-    let opened = kms
-        .decrypt(&STANDARD.encode(&both.ciphertext_blob), &ctx)
-        .unwrap();
+    let opened = kms.decrypt(&both.ciphertext_blob[..], &ctx).unwrap();
     assert_eq!(opened.plaintext.expose_secret(), &a[..]);
 }
 

@@ -114,7 +114,13 @@ fn a_first_format_store_is_migrated_and_its_blobs_decrypt() {
     .expect("re-import d");
     assert_eq!(fx.blobs.len(), 6);
     for (key_id, text, blob) in &fx.blobs {
-        let d = kms.decrypt(blob, &ctx).expect("decrypt");
+        let d = kms
+            .decrypt(
+                &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, blob)
+                    .expect("base64"),
+                &ctx,
+            )
+            .expect("decrypt");
         assert_eq!(d.key_id, *key_id);
         assert_eq!(d.plaintext.expose_secret(), text.as_bytes());
     }
@@ -150,10 +156,14 @@ fn a_first_format_store_is_migrated_and_its_blobs_decrypt() {
     assert!(kms.verify().expect("verify").is_ok());
     let (_, text, blob) = &fx.blobs[0];
     assert_eq!(
-        kms.decrypt(blob, &ctx)
-            .expect("decrypt")
-            .plaintext
-            .expose_secret(),
+        kms.decrypt(
+            &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, blob)
+                .expect("base64"),
+            &ctx
+        )
+        .expect("decrypt")
+        .plaintext
+        .expose_secret(),
         text.as_bytes()
     );
 }
@@ -236,7 +246,13 @@ fn a_kill_during_migration_leaves_a_store_that_opens() {
         let r = kms.verify().expect("verify");
         assert!(r.is_ok(), "round {round}: {r}");
         let (key_id, text, blob) = &fx.blobs[0];
-        let d = kms.decrypt(blob, &ctx).expect("decrypt");
+        let d = kms
+            .decrypt(
+                &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, blob)
+                    .expect("base64"),
+                &ctx,
+            )
+            .expect("decrypt");
         assert_eq!(
             (&d.key_id, d.plaintext.expose_secret()),
             (key_id, text.as_bytes())

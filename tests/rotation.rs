@@ -10,7 +10,6 @@ mod support;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use common::T0;
 use localkms::store::{Batch, Keystore, MemoryKeystore, Op, Record, Scan, StoreError};
 use localkms::{
@@ -63,9 +62,9 @@ fn versions(kms: &Kms, key: &str) -> Vec<String> {
 /// One ciphertext of each kind made in one era of the key.
 struct Era {
     version: String,
-    text_blob: String,
+    text_blob: localkms::CiphertextBlob,
     text: Vec<u8>,
-    data_key_blob: String,
+    data_key_blob: localkms::CiphertextBlob,
     data_key_b64: String,
 }
 
@@ -301,11 +300,10 @@ fn external_keys_never_add_versions(kms: Kms, _clock: ManualClock) {
 }
 
 /// Puts `version` (a UUID) where a v1 blob names its KeyVersionId.
-fn with_version(blob: &str, version: &str) -> String {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut bytes = b64.decode(blob).expect("base64");
+fn with_version(blob: &[u8], version: &str) -> Vec<u8> {
+    let mut bytes = blob.to_vec();
     bytes[38..74].copy_from_slice(version.as_bytes());
-    b64.encode(bytes)
+    bytes
 }
 
 fn unknown_versions_are_not_found(kms: Kms, _clock: ManualClock) {

@@ -16,7 +16,12 @@
 //! uniform [`Error::DecryptionFailed`], except that the KeyId and KeyVersionId
 //! bytes are read as names, and a name that is not found is reported as such.
 
+use std::fmt;
+
+use base64::Engine as _;
+
 use crate::error::Error;
+use crate::secret::BASE64;
 
 /// The one blob format this library writes.
 pub(crate) const BLOB_V1: u8 = 1;
@@ -33,6 +38,106 @@ const NONCE_AT: usize = VERSION_ID_AT + ID_LEN;
 /// Everything before the ciphertext; all of it is associated data.
 pub(crate) const HEADER_LEN: usize = NONCE_AT + NONCE_LEN;
 
+/// The longest payload a blob holds (Encrypt's limit, above GenerateDataKey's).
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 6144;
+/// The longest blob: the longest payload, sealed.
+pub(crate) const MAX_BLOB_BYTES: usize = HEADER_LEN + MAX_PAYLOAD_BYTES + TAG_LEN;
+
+/// The ciphertext of Encrypt, GenerateDataKey and ReEncrypt: bytes, as the
+/// Rust API takes and returns them. The wire's `CiphertextBlob` is their
+/// standard base64 ([`CiphertextBlob::to_base64`]).
+///
+/// It dereferences to `[u8]`, so `kms.decrypt(&response.ciphertext_blob, ..)`
+/// takes it as it is.
+///
+/// ```
+/// use localkms::CiphertextBlob;
+/// let blob = CiphertextBlob::from(vec![1u8, 2, 3]);
+/// assert_eq!(blob.to_base64(), "AQID");
+/// assert_eq!(CiphertextBlob::from_base64("AQID")?, blob);
+/// assert_eq!(blob.as_bytes(), &[1, 2, 3]);
+/// # Ok::<(), localkms::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct CiphertextBlob(Vec<u8>);
+
+impl CiphertextBlob {
+    /// The blob's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The blob's bytes, owned.
+    pub fn into_vec(self) -> Vec<u8> {
+        self.0
+    }
+
+    /// Standard base64 with padding: the wire's `CiphertextBlob`.
+    pub fn to_base64(&self) -> String {
+        BASE64.encode(&self.0)
+    }
+
+    /// Reads the wire's `CiphertextBlob` (standard base64 with padding).
+    ///
+    /// # Errors
+    /// The uniform [`Error::DecryptionFailed`] for text that is not strict
+    /// base64, or longer than any blob this library makes.
+    pub fn from_base64(text: &str) -> Result<Self, Error> {
+        if text.len() > MAX_BLOB_BYTES.div_ceil(3) * 4 {
+            return Err(Error::DecryptionFailed);
+        }
+        let mut out = Vec::with_capacity(text.len() / 4 * 3 + 3);
+        BASE64
+            .decode_vec(text, &mut out)
+            .map_err(|_| Error::DecryptionFailed)?;
+        Ok(Self(out))
+    }
+}
+
+impl From<Vec<u8>> for CiphertextBlob {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl From<&[u8]> for CiphertextBlob {
+    fn from(bytes: &[u8]) -> Self {
+        Self(bytes.to_vec())
+    }
+}
+
+impl From<CiphertextBlob> for Vec<u8> {
+    fn from(blob: CiphertextBlob) -> Self {
+        blob.0
+    }
+}
+
+impl AsRef<[u8]> for CiphertextBlob {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for CiphertextBlob {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Shows the wire form, standard base64.
+impl fmt::Display for CiphertextBlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_base64())
+    }
+}
+
+impl fmt::Debug for CiphertextBlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CiphertextBlob({} bytes)", self.0.len())
+    }
+}
+
 /// What a blob's plaintext is, recorded in its header so the wire layer
 /// renders Decrypt's `Plaintext` as the operation that made the blob did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,6 +147,10 @@ pub enum PlaintextKind {
     Text,
     /// A data key from GenerateDataKey, rendered on the wire as base64.
     DataKey,
+    /// The data key of an envelope (format v2). Only an envelope reader
+    /// opens it: Decrypt and ReEncrypt refuse it, so a GenerateDataKey blob
+    /// is not an envelope header and an envelope header is not a data key.
+    EnvelopeKey,
 }
 
 impl PlaintextKind {
@@ -49,6 +158,7 @@ impl PlaintextKind {
         match self {
             Self::Text => 1,
             Self::DataKey => 2,
+            Self::EnvelopeKey => 3,
         }
     }
 
@@ -56,6 +166,7 @@ impl PlaintextKind {
         match b {
             1 => Some(Self::Text),
             2 => Some(Self::DataKey),
+            3 => Some(Self::EnvelopeKey),
             _ => None,
         }
     }
@@ -207,7 +318,7 @@ mod tests {
             b[0] = v;
             assert_eq!(read::header(&b).unwrap_err(), Error::DecryptionFailed);
         }
-        for k in [0u8, 3, 0x80, 0xff] {
+        for k in [0u8, 4, 0x80, 0xff] {
             let mut b = sample();
             b[1] = k;
             assert_eq!(read::header(&b).unwrap_err(), Error::DecryptionFailed);

@@ -56,6 +56,7 @@ pub(crate) fn read(blob: &[u8]) -> Result<Sm4Header<'_>, Error> {
     let kind = match blob[KIND_AT] {
         1 => PlaintextKind::Text,
         2 => PlaintextKind::DataKey,
+        3 => PlaintextKind::EnvelopeKey,
         _ => return Err(Error::DecryptionFailed),
     };
     let nonce = blob[NONCE_AT..SM4_HEADER_LEN]
@@ -90,6 +91,7 @@ pub(crate) fn header(
     out.push(match kind {
         PlaintextKind::Text => 1,
         PlaintextKind::DataKey => 2,
+        PlaintextKind::EnvelopeKey => 3,
     });
     out.extend_from_slice(key_id.as_bytes());
     out.extend_from_slice(version_id.as_bytes());
@@ -118,7 +120,7 @@ mod tests {
         for len in 0..SM4_HEADER_LEN + 16 {
             assert!(read(&b[..len]).is_err());
         }
-        for (at, v) in [(0, 1u8), (0, 3), (1, 0), (1, 3)] {
+        for (at, v) in [(0, 1u8), (0, 3), (1, 0), (1, 4)] {
             let mut t = b.clone();
             t[at] = v;
             assert!(read(&t).is_err());

@@ -143,6 +143,48 @@ impl Audited for zeroize::Zeroizing<Vec<u8>> {}
 impl<T> Audited for Vec<T> {}
 impl<T> Audited for crate::paging::Page<T> {}
 
+/// One `tracing` event per public operation (SPEC section 13), target
+/// `localkms`: the action, the key (the resolved id when the response names
+/// it, else the parameter as given), the outcome (`Success` or the error
+/// code) and the duration. Success is `DEBUG`, failure `INFO`. Never a
+/// secret: responses are not formatted, and error codes carry no input.
+fn trace<T: Audited>(
+    action: &'static str,
+    key_param: &str,
+    result: &Result<T>,
+    elapsed: std::time::Duration,
+) {
+    let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    match result {
+        Ok(v) => {
+            let key = v
+                .audit_ids()
+                .0
+                .map(str::to_owned)
+                .or_else(|| key_of_param(key_param));
+            tracing::debug!(
+                target: "localkms",
+                action,
+                key_id = key.as_deref().unwrap_or(""),
+                outcome = "Success",
+                duration_us = micros,
+                "operation"
+            );
+        }
+        Err(e) => {
+            let key = key_of_param(key_param);
+            tracing::info!(
+                target: "localkms",
+                action,
+                key_id = key.as_deref().unwrap_or(""),
+                outcome = e.code(),
+                duration_us = micros,
+                "operation"
+            );
+        }
+    }
+}
+
 /// The key a `KeyId` parameter names, for an event: the id inside a key
 /// ARN, else the parameter as given (shortened).
 fn key_of_param(param: &str) -> Option<String> {
@@ -172,11 +214,16 @@ impl Kms {
         }
         let audit = self.toolkit.audit_on.load(Ordering::Acquire);
         let time = if audit { self.clock.now() } else { 0 };
+        let started = tracing::enabled!(target: "localkms", tracing::Level::INFO)
+            .then(std::time::Instant::now);
         let result = if action == "DescribeRegions" {
             f()
         } else {
             self.toolkit.faults.check(action).and_then(|()| f())
         };
+        if let Some(started) = started {
+            trace(action, key_param, &result, started.elapsed());
+        }
         if audit {
             self.audit(action, key_param, time, &result);
         }

@@ -1,22 +1,23 @@
 //! Envelope encryption of data of any size under a CMK: the operations. The
-//! format is in `crate::crypto::envelope` and `docs/FORMAT.md`.
+//! format and the stream adapters are in `crate::crypto::envelope` and
+//! `docs/FORMAT.md`.
 
 use std::io::{Read, Write};
 
-use aead_stream::{DecryptorBE32, EncryptorBE32};
 use zeroize::Zeroizing;
 
-use crate::crypto::blob::{PlaintextKind, TAG_LEN};
+use crate::crypto::blob::{BLOB_V1, PlaintextKind};
 use crate::crypto::context::EncryptionContext;
 use crate::crypto::envelope::{
-    DATA_KEY_LEN, ENVELOPE_CHUNK_BYTES, ENVELOPE_HEADER_LEN, SEALED_CHUNK_BYTES, SliceBuf,
-    chunk_cipher, read, read_full, sealed_len, write,
+    BLOB_LEN, DATA_KEY_LEN, ENVELOPE_V1, EnvelopeReader, EnvelopeWriter, sealed_len,
 };
 use crate::error::{Error, Result};
 use crate::kms::Kms;
+use crate::secret::SecretBytes;
 
 /// What an envelope operation did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EnvelopeInfo {
     /// The CMK that holds the data key.
     pub key_id: String,
@@ -49,23 +50,16 @@ impl Kms {
         context: &EncryptionContext,
     ) -> Result<Vec<u8>> {
         self.operation("EnvelopeEncrypt", key_id, || {
-            self.envelope_encrypt_op(key_id, plaintext, context)
+            let mut out = Vec::with_capacity(sealed_len(plaintext.len(), BLOB_LEN));
+            let mut w = self.envelope_writer_op(key_id, context, &mut out)?;
+            w.0.write_all(plaintext)?;
+            w.0.finish()?;
+            Ok(out)
         })
     }
 
-    fn envelope_encrypt_op(
-        &self,
-        key_id: &str,
-        plaintext: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(sealed_len(plaintext.len()));
-        self.envelope_encrypt_stream(key_id, context, plaintext, &mut out)?;
-        Ok(out)
-    }
-
-    /// Decrypts an envelope made by [`Kms::envelope_encrypt`] or
-    /// [`Kms::envelope_encrypt_stream`].
+    /// Decrypts an envelope made by [`Kms::envelope_encrypt`],
+    /// [`Kms::envelope_encrypt_stream`] or an [`EnvelopeWriter`].
     ///
     /// # Errors
     /// The uniform `InvalidParameter` ([`Error::DecryptionFailed`]) for a
@@ -78,20 +72,15 @@ impl Kms {
         context: &EncryptionContext,
     ) -> Result<Zeroizing<Vec<u8>>> {
         self.operation("EnvelopeDecrypt", "", || {
-            self.envelope_decrypt_op(envelope, context)
+            // The plaintext is shorter than the envelope: this capacity never
+            // grows, so no copy of the plaintext is left behind by a
+            // reallocation.
+            let mut out = Zeroizing::new(Vec::with_capacity(envelope.len()));
+            self.envelope_reader_op(context, envelope, None)?
+                .0
+                .copy_to(&mut *out)?;
+            Ok(out)
         })
-    }
-
-    fn envelope_decrypt_op(
-        &self,
-        envelope: &[u8],
-        context: &EncryptionContext,
-    ) -> Result<Zeroizing<Vec<u8>>> {
-        // The plaintext is shorter than the envelope: this capacity never
-        // grows, so no copy of the plaintext is left behind by a reallocation.
-        let mut out = Zeroizing::new(Vec::with_capacity(envelope.len()));
-        self.envelope_decrypt_stream(context, envelope, &mut *out)?;
-        Ok(out)
     }
 
     /// Encrypts everything `reader` yields into an envelope written to
@@ -104,53 +93,24 @@ impl Kms {
         &self,
         key_id: &str,
         context: &EncryptionContext,
-        reader: impl Read,
-        writer: impl Write,
-    ) -> Result<EnvelopeInfo> {
-        self.operation("EnvelopeEncryptStream", key_id, || {
-            self.envelope_encrypt_stream_op(key_id, context, reader, writer)
-        })
-    }
-
-    fn envelope_encrypt_stream_op(
-        &self,
-        key_id: &str,
-        context: &EncryptionContext,
         mut reader: impl Read,
         mut writer: impl Write,
     ) -> Result<EnvelopeInfo> {
-        let (sealed, data_key) = self.generate_data_key_raw(key_id, DATA_KEY_LEN, context)?;
-        // Envelope v1 holds a v1 (Aliyun_AES_256) blob of fixed length.
-        let header = write::header(&sealed.blob).map_err(|_| {
-            Error::UnsupportedOperation("envelope encryption needs an Aliyun_AES_256 key".into())
-        })?;
-        writer.write_all(&header)?;
-        let mut stream =
-            EncryptorBE32::from_aead(chunk_cipher(data_key.expose_secret())?, &Default::default());
-        let mut buf = Zeroizing::new(vec![0u8; SEALED_CHUNK_BYTES]);
-        let mut total = 0u64;
-        loop {
-            let n = read_full(&mut reader, &mut buf[..ENVELOPE_CHUNK_BYTES])?;
-            total = total.saturating_add(n as u64);
-            let mut chunk = SliceBuf::new(&mut buf, n);
-            if n == ENVELOPE_CHUNK_BYTES {
-                stream
-                    .encrypt_next_in_place(&header, &mut chunk)
-                    .map_err(|_| Error::UnsupportedOperation("envelopes over 256 TiB".into()))?;
-                writer.write_all(chunk.as_ref())?;
-            } else {
-                stream
-                    .encrypt_last_in_place(&header, &mut chunk)
-                    .map_err(|_| Error::InternalFailure)?;
-                writer.write_all(chunk.as_ref())?;
-                break;
-            }
-        }
-        writer.flush()?;
-        Ok(EnvelopeInfo {
-            key_id: sealed.key_id,
-            key_version_id: sealed.key_version_id,
-            plaintext_bytes: total,
+        self.envelope_encrypt_dyn(key_id, context, &mut reader, &mut writer)
+    }
+
+    fn envelope_encrypt_dyn(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        reader: &mut dyn Read,
+        writer: &mut dyn Write,
+    ) -> Result<EnvelopeInfo> {
+        self.operation("EnvelopeEncryptStream", key_id, || {
+            let (mut w, mut info) = self.envelope_writer_op(key_id, context, writer)?;
+            info.plaintext_bytes = w.copy_from(reader)?;
+            w.finish()?;
+            Ok(info)
         })
     }
 
@@ -166,61 +126,165 @@ impl Kms {
     pub fn envelope_decrypt_stream(
         &self,
         context: &EncryptionContext,
-        reader: impl Read,
-        writer: impl Write,
-    ) -> Result<EnvelopeInfo> {
-        self.operation("EnvelopeDecryptStream", "", || {
-            self.envelope_decrypt_stream_op(context, reader, writer)
-        })
-    }
-
-    fn envelope_decrypt_stream_op(
-        &self,
-        context: &EncryptionContext,
         mut reader: impl Read,
         mut writer: impl Write,
     ) -> Result<EnvelopeInfo> {
-        let mut header = [0u8; ENVELOPE_HEADER_LEN];
-        if read_full(&mut reader, &mut header)? != ENVELOPE_HEADER_LEN {
-            return Err(Error::DecryptionFailed);
-        }
-        let blob = read::blob(&header)?;
-        let opened = self.decrypt_raw(Zeroizing::new(blob.to_vec()), context)?;
-        if opened.kind != PlaintextKind::DataKey || opened.plaintext.len() != DATA_KEY_LEN {
-            return Err(Error::DecryptionFailed);
-        }
-        let mut stream = DecryptorBE32::from_aead(
-            chunk_cipher(opened.plaintext.expose_secret())?,
-            &Default::default(),
-        );
-        let mut buf = Zeroizing::new(vec![0u8; SEALED_CHUNK_BYTES]);
-        let mut total = 0u64;
-        loop {
-            let n = read_full(&mut reader, &mut buf)?;
-            let mut chunk = SliceBuf::new(&mut buf, n);
-            if n == SEALED_CHUNK_BYTES {
-                stream
-                    .decrypt_next_in_place(&header, &mut chunk)
-                    .map_err(|_| Error::DecryptionFailed)?;
-            } else if n < TAG_LEN {
-                // The last chunk is missing: the envelope was truncated.
-                return Err(Error::DecryptionFailed);
-            } else {
-                stream
-                    .decrypt_last_in_place(&header, &mut chunk)
-                    .map_err(|_| Error::DecryptionFailed)?;
-                writer.write_all(chunk.as_ref())?;
-                total = total.saturating_add(chunk.as_ref().len() as u64);
-                break;
-            }
-            writer.write_all(chunk.as_ref())?;
-            total = total.saturating_add(chunk.as_ref().len() as u64);
-        }
-        writer.flush()?;
-        Ok(EnvelopeInfo {
-            key_id: opened.key_id,
-            key_version_id: opened.key_version_id,
-            plaintext_bytes: total,
+        self.envelope_decrypt_dyn(context, &mut reader, &mut writer)
+    }
+
+    fn envelope_decrypt_dyn(
+        &self,
+        context: &EncryptionContext,
+        reader: &mut dyn Read,
+        writer: &mut dyn Write,
+    ) -> Result<EnvelopeInfo> {
+        self.operation("EnvelopeDecryptStream", "", || {
+            let (mut r, mut info) = self.envelope_reader_op(context, reader, None)?;
+            info.plaintext_bytes = r.copy_to(writer)?;
+            Ok(info)
         })
     }
+
+    /// An encrypting [`Write`] adapter: what is written to it is sealed into
+    /// an envelope under `key_id` (alias ok) and written to `writer`. Call
+    /// [`EnvelopeWriter::finish`] at the end.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use localkms::{EncryptionContext, Kms};
+    /// let kms = Kms::in_memory()?;
+    /// let key = kms.create_key(&Default::default())?.key_id;
+    /// let ctx = EncryptionContext::empty();
+    /// let mut w = kms.envelope_writer(&key, &ctx, Vec::new())?;
+    /// w.write_all(b"part one, ")?;
+    /// w.write_all(b"part two")?;
+    /// let envelope = w.finish()?;
+    /// let mut r = kms.envelope_reader(&ctx, &envelope[..])?;
+    /// let mut text = String::new();
+    /// std::io::Read::read_to_string(&mut r, &mut text)?;
+    /// assert_eq!(text, "part one, part two");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The errors of [`Kms::generate_data_key`]; [`Error::Io`] when writing
+    /// the header fails.
+    pub fn envelope_writer<W: Write>(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        writer: W,
+    ) -> Result<EnvelopeWriter<W>> {
+        self.operation("EnvelopeEncryptStream", key_id, || {
+            Ok(Opaque(self.envelope_writer_op(key_id, context, writer)?.0))
+        })
+        .map(|o| o.0)
+    }
+
+    /// A decrypting [`Read`] adapter over the envelope in `reader`; it reads
+    /// and opens the header now. See [`EnvelopeReader`] for what it returns
+    /// when.
+    ///
+    /// # Errors
+    /// As [`Kms::envelope_decrypt`] for the header and its data key.
+    pub fn envelope_reader<R: Read>(
+        &self,
+        context: &EncryptionContext,
+        reader: R,
+    ) -> Result<EnvelopeReader<R>> {
+        self.operation("EnvelopeDecryptStream", "", || {
+            Ok(Opaque(self.envelope_reader_op(context, reader, None)?.0))
+        })
+        .map(|o| o.0)
+    }
+
+    /// Starts an envelope under `key_id`.
+    pub(crate) fn envelope_writer_op<W: Write>(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+        writer: W,
+    ) -> Result<(EnvelopeWriter<W>, EnvelopeInfo)> {
+        let (sealed, data_key) = self.generate_envelope_key(key_id, context)?;
+        let w = EnvelopeWriter::start(&data_key, &sealed.blob, writer)?;
+        Ok((
+            w,
+            EnvelopeInfo {
+                key_id: sealed.key_id,
+                key_version_id: sealed.key_version_id,
+                plaintext_bytes: 0,
+            },
+        ))
+    }
+
+    /// Reads an envelope header and opens its data key; with `only` set, a
+    /// data key sealed under another key is refused.
+    pub(crate) fn envelope_reader_op<R: Read>(
+        &self,
+        context: &EncryptionContext,
+        reader: R,
+        only: Option<&str>,
+    ) -> Result<(EnvelopeReader<R>, EnvelopeInfo)> {
+        let mut info = None;
+        let mut unwrap = |version: u8, blob: &[u8]| -> Result<SecretBytes> {
+            let (key, ids) = self.open_envelope_key(version, blob, context, only)?;
+            info = Some(ids);
+            Ok(key)
+        };
+        let r = EnvelopeReader::start(reader, &mut unwrap)?;
+        let (key_id, key_version_id) = info.ok_or(Error::InternalFailure)?;
+        Ok((
+            r,
+            EnvelopeInfo {
+                key_id,
+                key_version_id,
+                plaintext_bytes: 0,
+            },
+        ))
+    }
+
+    /// The data key of an envelope header: a v2 header holds an
+    /// `EnvelopeKey` blob, a v1 header a 32-byte `DataKey` blob.
+    pub(crate) fn open_envelope_key(
+        &self,
+        version: u8,
+        blob: &[u8],
+        context: &EncryptionContext,
+        only: Option<&str>,
+    ) -> Result<(SecretBytes, (String, String))> {
+        // v1 envelopes hold Aliyun_AES_256 blobs only; v2 also SM4 blobs.
+        let known = match blob.first() {
+            Some(&BLOB_V1) => true,
+            Some(&crate::crypto::sm4_blob::BLOB_SM4) => version != ENVELOPE_V1,
+            _ => false,
+        };
+        if !known {
+            return Err(Error::DecryptionFailed);
+        }
+        let opened = self.decrypt_raw(Zeroizing::new(blob.to_vec()), context, only)?;
+        let want = if version == ENVELOPE_V1 {
+            PlaintextKind::DataKey
+        } else {
+            PlaintextKind::EnvelopeKey
+        };
+        if opened.kind != want || opened.plaintext.len() != DATA_KEY_LEN {
+            return Err(Error::DecryptionFailed);
+        }
+        Ok((opened.plaintext, (opened.key_id, opened.key_version_id)))
+    }
+
+    /// A fresh 256-bit envelope data key sealed as kind `EnvelopeKey`.
+    pub(crate) fn generate_envelope_key(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<(crate::ops::symmetric::Sealed, SecretBytes)> {
+        self.generate_data_key_kind(key_id, DATA_KEY_LEN, context, PlaintextKind::EnvelopeKey)
+    }
 }
+
+/// Lets a stream adapter pass through [`Kms::operation`], which audits the
+/// ids of its response: the adapter names none.
+pub(crate) struct Opaque<T>(pub(crate) T);
+
+impl<T> crate::kms::instrument::Audited for Opaque<T> {}

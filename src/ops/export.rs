@@ -265,7 +265,7 @@ impl Kms {
         if blob.is_empty() {
             return Err(Error::MissingParameter("CiphertextBlob"));
         }
-        let opened = self.decrypt_raw(zeroize::Zeroizing::new(blob.to_vec()), context)?;
+        let opened = self.decrypt_raw(zeroize::Zeroizing::new(blob.to_vec()), context, None)?;
         if opened.kind != PlaintextKind::DataKey {
             return Err(Error::invalid(
                 "CiphertextBlob",

@@ -180,10 +180,7 @@ impl Kms {
     /// [`Error::Io`] when the file cannot be read; else as
     /// [`Kms::load_fixtures`].
     pub fn load_fixtures_file(&self, path: impl AsRef<Path>) -> Result<Vec<String>> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            kind: e.kind(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(Error::from)?;
         self.load_fixtures(&text)
     }
 

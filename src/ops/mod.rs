@@ -7,6 +7,7 @@ pub(crate) mod batch_tags;
 pub(crate) mod envelope;
 pub(crate) mod export;
 pub(crate) mod fixtures;
+pub(crate) mod handle;
 pub(crate) mod import;
 pub(crate) mod keys;
 pub(crate) mod mac;

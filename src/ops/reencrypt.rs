@@ -8,13 +8,14 @@
 use crate::crypto::context::EncryptionContext;
 use crate::error::{Error, Result};
 use crate::kms::Kms;
-use crate::ops::symmetric::{EncryptResponse, GenerateDataKeyRequest};
+use crate::ops::symmetric::{CiphertextBlob, EncryptResponse, GenerateDataKeyRequest};
 
 /// The response of ReEncrypt.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReEncryptResponse {
-    /// Base64 of the new blob.
-    pub ciphertext_blob: String,
+    /// The new blob (the wire sends its base64).
+    pub ciphertext_blob: CiphertextBlob,
     /// The destination key (resolved from an alias or ARN).
     pub key_id: String,
     /// The destination key version that sealed the new blob (its primary).
@@ -59,7 +60,7 @@ impl Kms {
     /// rejections of [`Kms::encrypt`].
     pub fn re_encrypt(
         &self,
-        ciphertext_blob: &str,
+        ciphertext_blob: &[u8],
         destination_key_id: &str,
         source_context: &EncryptionContext,
         destination_context: &EncryptionContext,
@@ -76,7 +77,7 @@ impl Kms {
 
     fn re_encrypt_op(
         &self,
-        ciphertext_blob: &str,
+        ciphertext_blob: &[u8],
         destination_key_id: &str,
         source_context: &EncryptionContext,
         destination_context: &EncryptionContext,

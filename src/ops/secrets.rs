@@ -793,7 +793,7 @@ impl Kms {
     /// `Forbidden.KeyNotFound` ...); a blob that does not open is corruption.
     fn open_value(&self, name: &str, version_id: &str, blob: Vec<u8>) -> Result<SecretBytes> {
         let ctx = value_context(name, version_id)?;
-        match self.decrypt_raw(Zeroizing::new(blob), &ctx) {
+        match self.decrypt_raw(Zeroizing::new(blob), &ctx, None) {
             Ok(d) => Ok(d.plaintext),
             Err(Error::DecryptionFailed) => Err(Error::CorruptStore(
                 format!(

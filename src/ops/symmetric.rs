@@ -6,83 +6,31 @@
 //! applied in one place, [`Kms::usable_entry`].
 
 use std::fmt;
-use std::ops::Range;
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::Simd;
-use base64::engine::general_purpose::PAD;
 use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
 use crate::cache::KeyEntry;
-pub use crate::crypto::blob::PlaintextKind;
 use crate::crypto::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
+pub use crate::crypto::blob::{CiphertextBlob, PlaintextKind};
 use crate::crypto::context::EncryptionContext;
 use crate::error::shorten;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::Kms;
+pub use crate::secret::SecretBytes;
 
 /// The largest `Plaintext` of Encrypt, in bytes.
-pub const MAX_PLAINTEXT_BYTES: usize = 6144;
+pub const MAX_PLAINTEXT_BYTES: usize = blob::MAX_PAYLOAD_BYTES;
 /// The largest `NumberOfBytes` of GenerateDataKey.
 pub const MAX_DATA_KEY_BYTES: u32 = 1024;
-/// The longest blob Decrypt accepts: the longest plaintext, sealed.
-const MAX_BLOB_BYTES: usize = HEADER_LEN + MAX_PLAINTEXT_BYTES + TAG_LEN;
-
-/// Standard base64 with padding, strict on decode: the same text as
-/// `base64::engine::general_purpose::STANDARD`, with its SIMD kernels (base64
-/// dominates the cost of Encrypt and Decrypt otherwise).
-static BASE64: LazyLock<Simd> = LazyLock::new(|| Simd::standard(PAD));
-
-/// Secret bytes: zeroized on drop, printed as `[REDACTED]`, reached only
-/// through [`SecretBytes::expose_secret`]. Not `Clone`.
-pub struct SecretBytes {
-    /// The whole buffer is zeroized on drop; the secret is `buf[range]`.
-    buf: Zeroizing<Vec<u8>>,
-    range: Range<usize>,
-}
-
-impl SecretBytes {
-    /// The secret is `buf[range]` (so a blob opened in place needs no copy).
-    pub(crate) fn in_buffer(buf: Zeroizing<Vec<u8>>, range: Range<usize>) -> Result<Self> {
-        if range.start > range.end || range.end > buf.len() {
-            return Err(Error::InternalFailure);
-        }
-        Ok(Self { buf, range })
-    }
-
-    /// The secret bytes.
-    pub fn expose_secret(&self) -> &[u8] {
-        self.buf.get(self.range.clone()).unwrap_or_default()
-    }
-
-    /// The length in bytes (not secret).
-    pub fn len(&self) -> usize {
-        self.range.len()
-    }
-
-    /// True when there are no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.range.is_empty()
-    }
-
-    /// The bytes as standard base64, in a zeroizing string.
-    pub fn to_base64(&self) -> Zeroizing<String> {
-        Zeroizing::new(BASE64.encode(self.expose_secret()))
-    }
-}
-
-impl fmt::Debug for SecretBytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretBytes([REDACTED])")
-    }
-}
+use crate::crypto::blob::MAX_BLOB_BYTES;
 
 /// The `KeySpec` of GenerateDataKey.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum DataKeySpec {
     /// A 256-bit data key: `AES_256` (the default).
     #[default]
@@ -178,17 +126,19 @@ impl GenerateDataKeyRequest {
 
 /// The response of Encrypt (and of a re-seal).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct EncryptResponse {
     /// The key that encrypted (resolved from an alias or ARN).
     pub key_id: String,
     /// The key version that encrypted (the primary).
     pub key_version_id: String,
-    /// Base64 of the blob.
-    pub ciphertext_blob: String,
+    /// The blob (the wire sends its base64).
+    pub ciphertext_blob: CiphertextBlob,
 }
 
 /// The response of GenerateDataKey.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct DataKey {
     /// The key that encrypted the data key.
     pub key_id: String,
@@ -197,12 +147,13 @@ pub struct DataKey {
     /// The data key. The wire `Plaintext` is its base64
     /// ([`SecretBytes::to_base64`]).
     pub plaintext: SecretBytes,
-    /// Base64 of the blob holding the data key.
-    pub ciphertext_blob: String,
+    /// The blob holding the data key (the wire sends its base64).
+    pub ciphertext_blob: CiphertextBlob,
 }
 
 /// The response of Decrypt.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Decrypted {
     /// The key named by the blob.
     pub key_id: String,
@@ -222,7 +173,7 @@ impl Decrypted {
     /// wire; it is rendered lossily.
     pub fn wire_plaintext(&self) -> Zeroizing<String> {
         match self.kind {
-            PlaintextKind::DataKey => self.plaintext.to_base64(),
+            PlaintextKind::DataKey | PlaintextKind::EnvelopeKey => self.plaintext.to_base64(),
             PlaintextKind::Text => {
                 let bytes = self.plaintext.expose_secret();
                 // The fast path is the common one: the wire only sends strings.
@@ -245,7 +196,7 @@ pub(crate) struct Sealed {
 impl Sealed {
     fn into_response(self) -> EncryptResponse {
         EncryptResponse {
-            ciphertext_blob: BASE64.encode(&self.blob),
+            ciphertext_blob: CiphertextBlob::from(self.blob),
             key_id: self.key_id,
             key_version_id: self.key_version_id,
         }
@@ -332,13 +283,25 @@ impl Kms {
         })
     }
 
-    /// GenerateDataKey of a checked length (1..=1024), before base64: the
-    /// blob bytes and the data key.
+    /// GenerateDataKey of a checked length (1..=1024): the blob and the
+    /// data key.
     pub(crate) fn generate_data_key_raw(
         &self,
         key_id: &str,
         len: usize,
         context: &EncryptionContext,
+    ) -> Result<(Sealed, SecretBytes)> {
+        self.generate_data_key_kind(key_id, len, context, PlaintextKind::DataKey)
+    }
+
+    /// A fresh key of `len` bytes sealed as `kind` (a data key, or an
+    /// envelope's data key).
+    pub(crate) fn generate_data_key_kind(
+        &self,
+        key_id: &str,
+        len: usize,
+        context: &EncryptionContext,
+        kind: PlaintextKind,
     ) -> Result<(Sealed, SecretBytes)> {
         if key_id.is_empty() {
             return Err(Error::MissingParameter("KeyId"));
@@ -351,7 +314,7 @@ impl Kms {
         self.fill_random(&mut random)?;
         let (nonce, key) = random.split_at(NONCE_LEN);
         let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::InternalFailure)?;
-        let sealed = self.seal_with(&entry, PlaintextKind::DataKey, key, context, nonce)?;
+        let sealed = self.seal_with(&entry, kind, key, context, nonce)?;
         let end = random.len();
         Ok((sealed, SecretBytes::in_buffer(random, NONCE_LEN..end)?))
     }
@@ -367,34 +330,58 @@ impl Kms {
     /// or version it names does not exist here (a blob from another store,
     /// or altered KeyId / KeyVersionId bytes); the state rejections of
     /// [`Kms::encrypt`].
-    pub fn decrypt(&self, ciphertext_blob: &str, context: &EncryptionContext) -> Result<Decrypted> {
+    pub fn decrypt(
+        &self,
+        ciphertext_blob: &[u8],
+        context: &EncryptionContext,
+    ) -> Result<Decrypted> {
         self.operation("Decrypt", "", || self.decrypt_op(ciphertext_blob, context))
     }
 
-    fn decrypt_op(&self, ciphertext_blob: &str, context: &EncryptionContext) -> Result<Decrypted> {
+    fn decrypt_op(&self, ciphertext_blob: &[u8], context: &EncryptionContext) -> Result<Decrypted> {
         if ciphertext_blob.is_empty() {
             return Err(Error::MissingParameter("CiphertextBlob"));
         }
-        if ciphertext_blob.len() > MAX_BLOB_BYTES.div_ceil(3) * 4 {
+        if ciphertext_blob.len() > MAX_BLOB_BYTES {
             return Err(Error::DecryptionFailed);
         }
-        let mut blob = Zeroizing::new(Vec::with_capacity(ciphertext_blob.len() / 4 * 3 + 3));
-        BASE64
-            .decode_vec(ciphertext_blob, &mut blob)
-            .map_err(|_| Error::DecryptionFailed)?;
-        self.decrypt_raw(blob, context)
+        let opened = self.decrypt_raw(Zeroizing::new(ciphertext_blob.to_vec()), context, None)?;
+        if opened.kind == PlaintextKind::EnvelopeKey {
+            // Bound to envelope use (docs/FORMAT.md, envelope v2).
+            return Err(Error::DecryptionFailed);
+        }
+        Ok(opened)
     }
 
-    /// Decrypt of blob bytes (no base64), opened in place.
+    /// Decrypt of blob bytes, opened in place. With `only_key`, a blob that
+    /// names another key is refused as undecryptable before any lookup.
     pub(crate) fn decrypt_raw(
         &self,
         mut blob: Zeroizing<Vec<u8>>,
         context: &EncryptionContext,
+        only_key: Option<&str>,
     ) -> Result<Decrypted> {
         if blob.first() == Some(&crate::crypto::sm4_blob::BLOB_SM4) {
-            return self.decrypt_sm4(&blob, context);
+            let opened = self.decrypt_sm4(&blob, context)?;
+            if only_key.is_some_and(|want| want != opened.key_id) {
+                return Err(Error::invalid(
+                    "CiphertextBlob",
+                    "was made under another key than the one this handle names",
+                ));
+            }
+            return Ok(opened);
         }
         let header = blob::read::header(&blob)?;
+        if let Some(want) = only_key
+            && header.key_id != want.as_bytes()
+        {
+            // The key id bytes are in clear in every blob: naming the
+            // mismatch reveals nothing.
+            return Err(Error::invalid(
+                "CiphertextBlob",
+                "was made under another key than the one this handle names",
+            ));
+        }
         let kind = header.kind;
         let nonce = *header.nonce;
         let key_id = std::str::from_utf8(header.key_id)
@@ -536,11 +523,12 @@ fn lossy(bytes: &[u8]) -> String {
 }
 
 /// Fixed-nonce sealing and fixed-material keys, for golden vectors, fuzzers
-/// and tests only.
+/// and tests only: only in builds with the `test-util` or `fuzzing` feature.
 ///
 /// **Not for use.** A fixed nonce repeated under one key destroys the
 /// confidentiality and integrity of everything sealed under it.
 #[doc(hidden)]
+#[cfg(any(feature = "test-util", feature = "fuzzing"))]
 pub mod internal {
     use super::*;
     use crate::secret::KeyMaterial;
@@ -553,7 +541,7 @@ pub mod internal {
     /// # Errors
     /// `InvalidParameter` for ids that are not lowercase UUIDs, or a store
     /// failure.
-    pub fn insert_fixed_key(
+    pub fn insecure_insert_fixed_key(
         kms: &Kms,
         key_id: &str,
         version_id: &str,
@@ -593,14 +581,14 @@ pub mod internal {
     ///
     /// # Errors
     /// As [`Kms::encrypt`].
-    pub fn seal_with_nonce(
+    pub fn insecure_seal_with_nonce(
         kms: &Kms,
         key_id: &str,
         kind: PlaintextKind,
         plaintext: &[u8],
         context: &EncryptionContext,
         nonce: &[u8; NONCE_LEN],
-    ) -> Result<String> {
+    ) -> Result<CiphertextBlob> {
         if kind == PlaintextKind::Text {
             check_plaintext(plaintext)?;
         }
@@ -618,7 +606,7 @@ pub mod internal {
     ///
     /// # Errors
     /// `InvalidRootKey` unless `root_key` is 32 bytes.
-    pub fn seal_record_with_nonce(
+    pub fn insecure_seal_record_with_nonce(
         root_key: &[u8],
         ns: &str,
         id: &[u8],
@@ -632,7 +620,7 @@ pub mod internal {
     ///
     /// # Errors
     /// `InvalidRootKey` unless `root_key` is 32 bytes.
-    pub fn open_record(
+    pub fn insecure_open_record(
         root_key: &[u8],
         ns: &str,
         id: &[u8],
@@ -757,42 +745,6 @@ mod tests {
     }
 
     #[test]
-    fn simd_base64_is_standard_base64() {
-        use base64::engine::general_purpose::STANDARD;
-        for len in 0..300usize {
-            let bytes: Vec<u8> = (0..len).map(|i| (i * 167 + len) as u8).collect();
-            let text = BASE64.encode(&bytes);
-            assert_eq!(text, STANDARD.encode(&bytes));
-            assert_eq!(BASE64.decode(&text).ok(), Some(bytes));
-        }
-        let good = STANDARD.encode([0xffu8; 100]);
-        let mut cases = vec![
-            "A".to_owned(),
-            "AB".into(),
-            "AB=".into(),
-            "AB==".into(),
-            "AQ==".into(),
-            "AR==".into(),
-            "AQ".into(),
-            "A===".into(),
-            "====".into(),
-            format!("{good}="),
-            format!("{good} "),
-            good.replace('/', "_"),
-        ];
-        for i in 0..good.len() {
-            for c in [b'!', b'=', b'-', b'\n', 0x80] {
-                let mut t = good.clone().into_bytes();
-                t[i] = c;
-                cases.push(String::from_utf8_lossy(&t).into_owned());
-            }
-        }
-        for c in cases {
-            assert_eq!(BASE64.decode(&c).ok(), STANDARD.decode(&c).ok(), "{c}");
-        }
-    }
-
-    #[test]
     fn secrets_do_not_print() {
         let (kms, _, key) = setup();
         let dk = kms
@@ -807,3 +759,14 @@ mod tests {
         assert!(format!("{d:?}").contains("REDACTED"));
     }
 }
+
+/// The default build has no `localkms::internal`: this must not compile
+/// without the `test-util` or `fuzzing` feature (`cargo test --doc` without
+/// features checks it).
+///
+/// ```compile_fail,E0432
+/// use localkms::internal::insecure_seal_with_nonce;
+/// ```
+#[cfg(not(any(feature = "test-util", feature = "fuzzing")))]
+#[allow(dead_code)]
+pub(crate) struct InternalGate;

@@ -163,6 +163,16 @@ impl Kms {
             id: self.new_uuid()?,
             created: now,
         };
+        if record.versions.iter().any(|v| v.id == version.id) {
+            // A repeated id (a replayed random stream) must not overwrite.
+            return Err(Error::UnsupportedOperation(
+                format!(
+                    "the new KeyVersionId {} exists already; refused rather than overwritten",
+                    version.id
+                )
+                .into(),
+            ));
+        }
         self.put_new_material(batch, &record.key_id, &version.id, material)?;
         record.versions.push(version.clone());
         record.last_rotation = Some(now);

@@ -208,8 +208,22 @@ impl RootKey {
         Self::from_text(&value)
     }
 
-    /// A fresh random root key, and its 32 bytes for the caller to keep.
-    pub(crate) fn generate() -> Result<(Self, Zeroizing<[u8; 32]>)> {
+    /// A fresh root key from the OS CSPRNG, and its 32 bytes (to keep
+    /// outside the store, for example in a secrets manager or a file of
+    /// mode 0600).
+    ///
+    /// ```
+    /// let (key, bytes) = localkms::RootKey::generate()?;
+    /// let again = localkms::RootKey::from_bytes(&*bytes)?;
+    /// let kms = localkms::Kms::builder().root_key(key).build()?;
+    /// # drop((again, kms));
+    /// # Ok::<(), localkms::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InternalFailure`](crate::Error::InternalFailure) if the OS
+    /// random source fails.
+    pub fn generate() -> Result<(Self, Zeroizing<[u8; 32]>)> {
         let mut bytes = Zeroizing::new([0u8; 32]);
         fill_random(bytes.as_mut())?;
         Ok((Self::from_bytes(bytes.as_ref())?, bytes))

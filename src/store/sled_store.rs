@@ -20,12 +20,23 @@ const LOCK_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
 /// itself makes its log writes stable with `sync_file_range` on Linux, which
 /// neither flushes the drive's cache nor the file's size, so a flush alone
 /// survives a killed process but not a power cut.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SledKeystore {
     db: sled::Db,
+    path: std::path::PathBuf,
     /// sled's log file, opened again for `fdatasync` (it syncs the inode,
     /// whichever descriptor asks).
     log: std::sync::Arc<std::fs::File>,
+}
+
+/// A summary (backend, path, record count), never the records.
+impl std::fmt::Debug for SledKeystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledKeystore")
+            .field("path", &self.path)
+            .field("records", &self.db.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SledKeystore {
@@ -65,6 +76,7 @@ impl SledKeystore {
                         .map_err(io)?;
                     return Ok(Self {
                         db,
+                        path: dir.to_path_buf(),
                         log: std::sync::Arc::new(log),
                     });
                 }

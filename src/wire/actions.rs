@@ -12,7 +12,7 @@ use crate::crypto::context::EncryptionContext;
 use crate::error::{Error, Result};
 use crate::kms::Kms;
 use crate::ops::keys::CreateKeyRequest;
-use crate::ops::symmetric::GenerateDataKeyRequest;
+use crate::ops::symmetric::{CiphertextBlob, GenerateDataKeyRequest};
 use crate::ops::tags::{parse_tag_keys, parse_tags};
 use crate::paging::Page;
 
@@ -230,7 +230,10 @@ pub(super) fn encrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
     )?;
     let mut f = one("KeyId", r.key_id.into());
     f.insert("KeyVersionId".into(), r.key_version_id.into());
-    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
+    f.insert(
+        "CiphertextBlob".into(),
+        r.ciphertext_blob.to_base64().into(),
+    );
     Ok(f)
 }
 
@@ -240,13 +243,16 @@ pub(super) fn generate_data_key(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
     let mut f = one("KeyId", r.key_id.into());
     f.insert("KeyVersionId".into(), r.key_version_id.into());
     f.insert("Plaintext".into(), secret(r.plaintext.to_base64()));
-    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
+    f.insert(
+        "CiphertextBlob".into(),
+        r.ciphertext_blob.to_base64().into(),
+    );
     Ok(f)
 }
 
 pub(super) fn decrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
-    let blob = p.required("CiphertextBlob")?;
-    let r = kms.decrypt(blob, &context(p, "EncryptionContext")?)?;
+    let blob = CiphertextBlob::from_base64(p.required("CiphertextBlob")?)?;
+    let r = kms.decrypt(&blob, &context(p, "EncryptionContext")?)?;
     let mut f = one("KeyId", r.key_id.clone().into());
     f.insert("KeyVersionId".into(), r.key_version_id.clone().into());
     // `wire_plaintext` converts text lossily; valid UTF-8 (all text that came
@@ -297,21 +303,28 @@ pub(super) fn generate_data_key_without_plaintext(kms: &Kms, p: &Params<'_>) -> 
     let r = kms.generate_data_key_without_plaintext(key_id, &data_key_request(p)?)?;
     let mut f = one("KeyId", r.key_id.into());
     f.insert("KeyVersionId".into(), r.key_version_id.into());
-    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
+    f.insert(
+        "CiphertextBlob".into(),
+        r.ciphertext_blob.to_base64().into(),
+    );
     Ok(f)
 }
 
 pub(super) fn re_encrypt(kms: &Kms, p: &Params<'_>) -> Result<Fields> {
     let blob = p.required("CiphertextBlob")?;
     let destination = p.required("DestinationKeyId")?;
+    let blob = CiphertextBlob::from_base64(blob)?;
     let r = kms.re_encrypt(
-        blob,
+        &blob,
         destination,
         &context(p, "SourceEncryptionContext")?,
         &context(p, "DestinationEncryptionContext")?,
     )?;
     let mut f = one("KeyId", r.key_id.into());
     f.insert("KeyVersionId".into(), r.key_version_id.into());
-    f.insert("CiphertextBlob".into(), r.ciphertext_blob.into());
+    f.insert(
+        "CiphertextBlob".into(),
+        r.ciphertext_blob.to_base64().into(),
+    );
     Ok(f)
 }

@@ -394,7 +394,25 @@ pub fn actions() -> impl Iterator<Item = (&'static str, &'static str)> {
 ///
 /// Never panics. Errors in the input are answered with the API's error code
 /// and status, never 500; 500 (`InternalFailure`) means a storage failure.
-pub fn dispatch(kms: &Kms, params: &[(String, String)]) -> Response {
+///
+/// The pairs may be any string types: `&[(&str, &str)]`,
+/// `&[(String, String)]`, and so on.
+///
+/// ```
+/// let kms = localkms::Kms::in_memory()?;
+/// let r = localkms::wire::dispatch(&kms, &[("Action", "DescribeRegions")]);
+/// assert_eq!(r.status, 200);
+/// # Ok::<(), localkms::Error>(())
+/// ```
+pub fn dispatch<K: AsRef<str>, V: AsRef<str>>(kms: &Kms, params: &[(K, V)]) -> Response {
+    let pairs: Vec<(&str, &str)> = params
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
+    dispatch_pairs(kms, &pairs)
+}
+
+fn dispatch_pairs(kms: &Kms, params: &[(&str, &str)]) -> Response {
     let format = format_of(params);
     // Made first, so the audit event of the operation carries it too.
     let id = request_id();
@@ -476,8 +494,14 @@ fn error_response(format: Format, e: &Error, request_id: String) -> Response {
 
 /// The error response for `e` (for failures before [`dispatch`], such as a
 /// bad signature), in the format the request's `Format` parameter asks for.
-pub fn error(params: &[(String, String)], e: &Error) -> Response {
-    error_response(format_of(params), e, request_id())
+pub fn error<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)], e: &Error) -> Response {
+    let format = Format::from_param(
+        params
+            .iter()
+            .find(|(k, _)| k.as_ref() == "Format")
+            .map(|(_, v)| v.as_ref()),
+    );
+    error_response(format, e, request_id())
 }
 
 /// Verifies a request received over HTTP and answers it: what a gateway does
@@ -490,13 +514,8 @@ pub fn handle(kms: &Kms, verifier: &Verifier, req: &HttpRequest<'_>) -> Response
 }
 
 /// The `Format` the first `Format` parameter asks for.
-fn format_of(params: &[(String, String)]) -> Format {
-    Format::from_param(
-        params
-            .iter()
-            .find(|(k, _)| k == "Format")
-            .map(|(_, v)| v.as_str()),
-    )
+fn format_of(params: &[(&str, &str)]) -> Format {
+    Format::from_param(params.iter().find(|(k, _)| *k == "Format").map(|(_, v)| *v))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ const MAX_INTEGER_DIGITS: usize = 19;
 /// The parameters of one request, checked to hold each name at most once.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Params<'a> {
-    pairs: &'a [(String, String)],
+    pairs: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Params<'a> {
@@ -24,8 +24,8 @@ impl<'a> Params<'a> {
     /// # Errors
     /// `InvalidParameter` naming a parameter given more than once: which of
     /// two values was meant (and signed) is ambiguous.
-    pub(crate) fn new(pairs: &'a [(String, String)]) -> Result<Self> {
-        let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    pub(crate) fn new(pairs: &'a [(&'a str, &'a str)]) -> Result<Self> {
+        let mut names: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
         names.sort_unstable();
         if let Some(name) = names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
             {
@@ -43,10 +43,7 @@ impl<'a> Params<'a> {
 
     /// The value as given, empty or not.
     pub(crate) fn raw(&self, name: &str) -> Option<&'a str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
     }
 
     /// An optional parameter; empty is absent (SPEC section 8).
@@ -210,10 +207,8 @@ const KNOWN_PARAMETERS: &[&str] = &[
 mod tests {
     use super::*;
 
-    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
-        p.iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+    fn pairs<'a>(p: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        p.to_vec()
     }
 
     #[test]

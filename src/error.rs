@@ -115,6 +115,11 @@ pub enum Error {
     /// old copy of it was put back (SPEC section 9). Open it with
     /// `KmsBuilder::recover_rolled_back` to accept the loss.
     StoreRolledBack(Cow<'static, str>),
+    /// The root key given was retired by a rotation (use the new one), or is
+    /// the new key of a rotation that did not complete (use the old one), or
+    /// the store was rotated by another process while this one was open
+    /// (SPEC section 9). Carries which, and what to do.
+    RootKeyRotated(Cow<'static, str>),
 }
 
 /// The four state-table rejections of SPEC section 2.
@@ -181,7 +186,8 @@ impl Error {
             | Self::Storage(_)
             | Self::InternalFailure
             | Self::Io { .. }
-            | Self::StoreRolledBack(_) => "InternalFailure",
+            | Self::StoreRolledBack(_)
+            | Self::RootKeyRotated(_) => "InternalFailure",
             Self::IncompleteSignature(_) => "IncompleteSignature",
             Self::IllegalTimestamp => "IllegalTimestamp",
             Self::SignatureNonceUsed => "SignatureNonceUsed",
@@ -229,7 +235,8 @@ impl Error {
             | Self::Storage(_)
             | Self::InternalFailure
             | Self::Io { .. }
-            | Self::StoreRolledBack(_) => 500,
+            | Self::StoreRolledBack(_)
+            | Self::RootKeyRotated(_) => 500,
             Self::ServiceUnavailable => 503,
             Self::ResourceNotFound(_) => 404,
             Self::ResourceExists(_) | Self::ResourceInUse(_) => 409,
@@ -309,6 +316,7 @@ impl fmt::Display for Error {
             Self::ResourceExists(what) => write!(f, "The specified resource {what} already exists."),
             Self::ResourceInUse(why) => write!(f, "The resource is in use: {why}."),
             Self::StoreRolledBack(why) => write!(f, "The store was rolled back: {why}."),
+            Self::RootKeyRotated(why) => write!(f, "The store's root key was rotated: {why}."),
         }
     }
 }
@@ -326,6 +334,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Locked(why) => Self::StoreLocked(why),
             StoreError::Corrupt(why) => Self::CorruptStore(why.into()),
+            StoreError::RootKeyRotated(why) => Self::RootKeyRotated(why.into()),
             other => Self::Storage(other),
         }
     }
@@ -364,6 +373,9 @@ pub enum StoreError {
     SchemaVersion(String),
     /// The backend does not offer this operation.
     Unsupported(String),
+    /// Records no longer open under this process's root key because another
+    /// process rotated it (SPEC section 9).
+    RootKeyRotated(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -377,6 +389,7 @@ impl std::fmt::Display for StoreError {
             Self::Denied(e) => write!(f, "store access denied: {e}"),
             Self::SchemaVersion(e) => write!(f, "store schema version: {e}"),
             Self::Unsupported(e) => write!(f, "not supported by this store: {e}"),
+            Self::RootKeyRotated(e) => write!(f, "root key rotated: {e}"),
         }
     }
 }

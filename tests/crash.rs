@@ -290,7 +290,9 @@ fn kill_at_random(child: &str, env: &[(&str, &Path)], rng: &mut Rng, spins: u64)
             break;
         }
     }
-    for _ in 0..rng.next() % spins {
+    // Log-uniform up to `spins`, so short and long waits are both hit.
+    let bound = 1u64 << (rng.next() % u64::from(spins.ilog2() + 1));
+    for _ in 0..rng.next() % bound {
         std::hint::spin_loop();
     }
     let _ = c.kill();
@@ -369,8 +371,9 @@ fn a_kill_during_rotate_root_key_leaves_a_store_that_opens_with_one_key() {
         ) {
             finished += 1;
         }
-        let with_old = open_with(&s, &OLD);
-        let with_new = open_with(&s, &NEW);
+        // One at a time: sled locks the store.
+        let with_old = open_with(&s, &OLD).map(drop);
+        let with_new = open_with(&s, &NEW).map(drop);
         let (good, bad) = match (&with_old, &with_new) {
             (Ok(_), Err(e)) => {
                 old += 1;
@@ -426,7 +429,7 @@ fn a_kill_during_restore_leaves_a_store_refused_or_whole() {
         out
     };
     let mut rng = Rng::seeded();
-    let (mut whole, mut refused, mut finished) = (0, 0, 0);
+    let (mut whole, mut refused, mut not_started, mut finished) = (0, 0, 0, 0);
     for round in 0..rounds() {
         let tmp = tempfile::tempdir().expect("tempdir");
         std::fs::write(tmp.path().join("backup"), &backup).expect("write");
@@ -439,6 +442,21 @@ fn a_kill_during_restore_leaves_a_store_refused_or_whole() {
             finished += 1;
         }
         let t = tmp.path().join("t");
+        let restore = || {
+            Kms::builder()
+                .sled(&t)
+                .root_key_bytes(&OLD)
+                .clock(ManualClock::new(T0))
+                .restore(backup.as_slice())
+                .build()
+                .unwrap_or_else(|e| panic!("round {round}: restore again: {e}"))
+        };
+        if !t.join("db").exists() {
+            // Killed before the restore touched the target.
+            not_started += 1;
+            check(&restore(), &blobs, &format!("round {round}"));
+            continue;
+        }
         let kms = match open_with(&t, &OLD) {
             Ok(k) => {
                 whole += 1;
@@ -447,19 +465,13 @@ fn a_kill_during_restore_leaves_a_store_refused_or_whole() {
             Err(e) => {
                 refused += 1;
                 eprintln!("round {round}: refused: {e}");
-                Kms::builder()
-                    .sled(&t)
-                    .root_key_bytes(&OLD)
-                    .clock(ManualClock::new(T0))
-                    .restore(backup.as_slice())
-                    .build()
-                    .unwrap_or_else(|e| panic!("round {round}: restore again: {e}"))
+                restore()
             }
         };
         check(&kms, &blobs, &format!("round {round}"));
     }
     eprintln!(
-        "restore: {} rounds, {whole} whole, {refused} refused and restored again ({finished} finished before the kill)",
+        "restore: {} rounds, {whole} whole, {refused} refused and restored again, {not_started} killed before touching the target ({finished} finished before the kill)",
         rounds()
     );
 }

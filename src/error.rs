@@ -171,6 +171,12 @@ pub enum Error {
         "The key {0} has deletion protection enabled; disable it with SetDeletionProtection first."
     )]
     DeletionProtected(String),
+    /// The root key given was retired by a rotation (use the new one), or is
+    /// the new key of a rotation that did not complete (use the old one), or
+    /// the store was rotated by another process while this one was open
+    /// (SPEC section 9). Carries which, and what to do.
+    #[error("The root key was rotated: {0}.")]
+    RootKeyRotated(Cow<'static, str>),
 }
 
 /// The error behind another (an I/O error): shared, so [`Error`] stays
@@ -276,7 +282,8 @@ impl Error {
             | Self::Storage(_)
             | Self::InternalFailure
             | Self::Io { .. }
-            | Self::StoreRolledBack(_) => "InternalFailure",
+            | Self::StoreRolledBack(_)
+            | Self::RootKeyRotated(_) => "InternalFailure",
             Self::IncompleteSignature(_) => "IncompleteSignature",
             Self::IllegalTimestamp => "IllegalTimestamp",
             Self::SignatureNonceUsed => "SignatureNonceUsed",
@@ -326,7 +333,8 @@ impl Error {
             | Self::Storage(_)
             | Self::InternalFailure
             | Self::Io { .. }
-            | Self::StoreRolledBack(_) => 500,
+            | Self::StoreRolledBack(_)
+            | Self::RootKeyRotated(_) => 500,
             Self::ServiceUnavailable => 503,
             Self::ResourceNotFound(_) => 404,
             Self::ResourceExists(_) | Self::ResourceInUse(_) => 409,
@@ -362,6 +370,7 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Locked(why) => Self::StoreLocked(why),
             StoreError::Corrupt(why) => Self::CorruptStore(why.into()),
+            StoreError::RootKeyRotated(why) => Self::RootKeyRotated(why.into()),
             other => Self::Storage(other),
         }
     }
@@ -454,6 +463,10 @@ pub enum StoreError {
     /// The backend does not offer this operation.
     #[error("not supported by this store: {0}")]
     Unsupported(String),
+    /// Records no longer open under this process's root key because another
+    /// process rotated it (SPEC section 9).
+    #[error("root key rotated: {0}")]
+    RootKeyRotated(String),
 }
 
 /// Echoes user input in messages, cut short so a huge input stays readable.

@@ -17,7 +17,7 @@ use crate::store::record::{
     Counters, HEAD_STORE_ID, KeyRecord, META_COUNTERS, META_FORMAT, NS_HEAD, NS_KEY, NS_KEY_ORDER,
     NS_MATERIAL, NS_META, material_id,
 };
-use crate::store::seal::RootKey;
+use crate::store::seal::{RootCell, RootKey};
 use crate::store::sealed::{OpenOptions, SealedStore};
 use crate::store::{Batch, Keystore, MemoryKeystore, Op, Report, RollBack, SledKeystore};
 
@@ -96,7 +96,11 @@ impl std::ops::Deref for Kms {
 pub struct KmsInner {
     /// The sealed store: every record sealed, covered by the head.
     pub(crate) store: SealedStore,
-    pub(crate) root: Arc<RootKey>,
+    /// The root key, shared with the store; replaced by a rotation.
+    pub(crate) root: Arc<RootCell>,
+    /// The root key file beside the store ([`Kms::open`]), rewritten by a
+    /// rotation.
+    root_file: Option<PathBuf>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
     /// Serializes every write, and holds the counters they change.
@@ -366,7 +370,13 @@ impl KmsBuilder {
         if let Some(e) = self.root_error {
             return Err(e);
         }
-        let root = match self.root {
+        let beside = match (&self.root, &self.store) {
+            (Some(RootChoice::BesideStore), StoreChoice::Sled(dir)) => {
+                Some(dir.join(ROOT_KEY_FILE))
+            }
+            _ => None,
+        };
+        let mut root = match self.root {
             Some(RootChoice::Key(k)) => *k,
             Some(RootChoice::File(p)) => RootKey::from_file(p)?,
             Some(RootChoice::Env(v)) => RootKey::from_env(&v)?,
@@ -415,14 +425,19 @@ impl KmsBuilder {
             StoreChoice::Memory => Box::new(MemoryKeystore::new()),
             StoreChoice::Custom(s) => s,
         };
+        if let Some(file) = &beside {
+            root = settle_new_root_file(store.as_ref(), file, root)?;
+        }
         if let Some(bytes) = &self.restore {
-            crate::store::backup::restore(store.as_ref(), &root, bytes)?;
-            if let Some(w) = &witness {
-                match std::fs::remove_file(w) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                    _ => {}
+            // The witness of the backup's commit is written before the
+            // batch: killed before the batch, the store is empty (refused
+            // as such, and restorable again); after it, the store opens.
+            crate::store::backup::restore(store.as_ref(), &root, bytes, |id, seq| {
+                if let Some(w) = &witness {
+                    crate::store::witness::Witness::create(w, &root.keys().witness, id, seq)?;
                 }
-            }
+                Ok(())
+            })?;
         }
         let opts = OpenOptions {
             witness,
@@ -435,6 +450,7 @@ impl KmsBuilder {
             (None, Some(r)) => crate::rng::Rng::Custom(Mutex::new(r)),
             (None, None) => crate::rng::Rng::Os,
         };
+        inner.root_file = beside;
         let kms = Kms {
             inner: Arc::new(inner),
         };
@@ -497,6 +513,47 @@ fn create_private_dir(dir: &Path) -> Result<()> {
         if mode != 0o700 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
         }
+    }
+    Ok(())
+}
+
+/// `<file>.new`: the new root key file of a rotation, written before the
+/// rotation's batch and renamed over `file` after it.
+fn new_root_file(file: &Path) -> PathBuf {
+    let mut p = file.as_os_str().to_owned();
+    p.push(".new");
+    PathBuf::from(p)
+}
+
+/// At open of a store whose root key is beside it: a `root.key.new` left by
+/// a rotation that crashed is put in place if its key opens the store (the
+/// batch landed), else removed (it did not; `current` still opens it).
+fn settle_new_root_file(store: &dyn Keystore, file: &Path, current: RootKey) -> Result<RootKey> {
+    let next = new_root_file(file);
+    if !next.exists() {
+        return Ok(current);
+    }
+    let io = |e: std::io::Error| {
+        Error::InvalidRootKey(format!("cannot replace {}: {e}", file.display()).into())
+    };
+    let candidate = RootKey::from_file(&next);
+    match candidate {
+        Ok(key) if crate::store::sealed::opens(store, &key)? => {
+            std::fs::rename(&next, file).map_err(io)?;
+            sync_parent_dir(file).map_err(io)?;
+            Ok(key)
+        }
+        _ => {
+            std::fs::remove_file(&next).map_err(io)?;
+            sync_parent_dir(file).map_err(io)?;
+            Ok(current)
+        }
+    }
+}
+
+fn sync_parent_dir(path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
 }
@@ -589,7 +646,7 @@ impl Kms {
         config: Config,
         opts: &OpenOptions,
     ) -> Result<KmsInner> {
-        let root = Arc::new(root);
+        let root = Arc::new(RootCell::new(root));
         let (store, opened) = SealedStore::open(store, Arc::clone(&root), opts, || {
             let mut b = Batch::new();
             b.put(NS_META, META_COUNTERS, Counters::default().encode());
@@ -608,6 +665,7 @@ impl Kms {
             cache: crate::cache::KeyCache::new(),
             toolkit: Default::default(),
             rolled_back: opened.rolled_back,
+            root_file: None,
         })
     }
 
@@ -626,6 +684,63 @@ impl Kms {
         writer.write_all(&bytes)?;
         writer.flush()?;
         Ok(info)
+    }
+
+    /// Rotates the root key to `new` (SPEC section 9): every record is
+    /// sealed again under keys derived from `new` (record, digest, witness and
+    /// backup keys all change), and so is the inner seal of key material,
+    /// import tokens and the import secret. Afterwards the old key is
+    /// refused with [`Error::RootKeyRotated`]; the new key is used by this
+    /// service at once. Ciphertexts are unchanged (key material is). Backups
+    /// taken before stay restorable with the old key only.
+    ///
+    /// Crash safety: the switch is one atomic batch. Killed before it, the
+    /// store opens with the old key (and the new one is refused with
+    /// [`Error::RootKeyRotated`], "did not complete"); after it, with the new
+    /// key. With the root key beside the store ([`Kms::open`]) the new key is
+    /// written to `root.key.new` (fsynced) before the batch and renamed over
+    /// `root.key` after it; [`Kms::open`] finishes or discards a leftover
+    /// `root.key.new` by whether its key opens the store. The witness is
+    /// replaced the same way (`store.witness.next`).
+    ///
+    /// Every write of this service waits while it runs. Another process
+    /// sharing the store (PostgreSQL) that still holds the old key gets
+    /// [`Error::RootKeyRotated`] on its next read or commit.
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] when `new` is the current key,
+    /// [`Error::CorruptStore`] when a record does not open (nothing is
+    /// written; run [`Kms::verify`]), a keystore or file failure.
+    pub fn rotate_root_key(&self, new: RootKey) -> Result<()> {
+        let _writer = self.lock_writer()?;
+        let file = self.root_file.clone();
+        let mut new_bytes: Option<zeroize::Zeroizing<[u8; 65]>> = None;
+        if file.is_some() {
+            new_bytes = Some(new.to_hex_text());
+        }
+        self.store.rotate(
+            new,
+            reseal_inner,
+            || {
+                if let (Some(f), Some(text)) = (&file, &new_bytes) {
+                    let next = new_root_file(f);
+                    match std::fs::remove_file(&next) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                        _ => {}
+                    }
+                    write_private_file(&next, text.as_ref())?;
+                }
+                Ok(())
+            },
+            || {
+                if let Some(f) = &file {
+                    std::fs::rename(new_root_file(f), f)?;
+                    sync_parent_dir(f)?;
+                }
+                Ok(())
+            },
+        )?;
+        Ok(())
     }
 
     /// Checks the whole store (SPEC section 9): every record opens, the
@@ -760,6 +875,7 @@ impl Kms {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let key_id = record.key_id.as_str();
         let id = material_id(key_id, version_id);
+        let root = self.root.get();
         let value = self.store.get(NS_MATERIAL, &id)?.ok_or_else(|| {
             Error::CorruptStore(
                 format!("material of {key_id} version {version_id} is missing").into(),
@@ -781,11 +897,16 @@ impl Kms {
                 .into(),
             ));
         }
-        self.root.open(NS_MATERIAL, &id, sealed).ok_or_else(|| {
-            Error::CorruptStore(
-                format!("material of {key_id} version {version_id} does not open").into(),
-            )
-        })
+        if let Some(opened) = root.open(NS_MATERIAL, &id, sealed) {
+            return Ok(opened);
+        }
+        // A rotation between reading the key and the record: read again.
+        if !Arc::ptr_eq(&root, &self.root.get()) {
+            return self.open_material_bytes(record, version_id);
+        }
+        Err(Error::CorruptStore(
+            format!("material of {key_id} version {version_id} does not open").into(),
+        ))
     }
 
     /// Seals `material` as version `version_id` of `key_id` into `batch`. The
@@ -899,6 +1020,40 @@ impl Kms {
         }
         Ok(())
     }
+}
+
+/// Re-seals the inner (v1) seal of a secret value under the new root key
+/// during a rotation; other values are unchanged.
+fn reseal_inner(
+    old: &RootKey,
+    new: &RootKey,
+    ns: &'static str,
+    id: &[u8],
+    plain: zeroize::Zeroizing<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    // The records whose values are v1-sealed secrets (ops/import.rs names
+    // them; this layer may not use it).
+    const NS_IMPORT_TOKEN: &str = "import-token";
+    const META_IMPORT_SECRET: &[u8] = b"import-secret";
+    let name = || crate::store::sealed::record_name(ns, id);
+    let reseal = |sealed: &[u8]| -> Result<Vec<u8>> {
+        let opened = old.open(ns, id, sealed).ok_or_else(|| {
+            Error::CorruptStore(format!("the inner seal of {} does not open", name()).into())
+        })?;
+        new.seal(ns, id, &opened)
+    };
+    if ns == NS_MATERIAL {
+        let (generation, sealed) = plain
+            .split_at_checked(8)
+            .ok_or_else(|| Error::CorruptStore(format!("{} is too short", name()).into()))?;
+        let mut out = generation.to_vec();
+        out.extend_from_slice(&reseal(sealed)?);
+        return Ok(out);
+    }
+    if ns == NS_IMPORT_TOKEN || (ns == NS_META && id == META_IMPORT_SECRET) {
+        return reseal(&plain);
+    }
+    Ok(plain.to_vec())
 }
 
 /// Prefixes each material record of `batch` with the generation of the key it

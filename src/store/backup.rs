@@ -190,8 +190,20 @@ pub(crate) fn check(root: &RootKey, bytes: &[u8]) -> Result<Batch> {
 }
 
 /// Restores a checked backup into `inner`, which must hold no record.
-pub(crate) fn restore(inner: &dyn Keystore, root: &RootKey, bytes: &[u8]) -> Result<()> {
+/// `before` runs after every check, just before the one write, with the
+/// backup's store id and commit sequence (the caller writes the witness
+/// there, so a restore killed after its batch leaves a store that opens).
+pub(crate) fn restore(
+    inner: &dyn Keystore,
+    root: &RootKey,
+    bytes: &[u8],
+    before: impl FnOnce(&StoreId, u64) -> Result<()>,
+) -> Result<()> {
     let batch = check(root, bytes)?;
+    // `check` has read the header: magic, format, store id, sequence.
+    let mut r = Reader(bytes.get(MAGIC.len() + 4..).ok_or(Error::InternalFailure)?);
+    let store_id: StoreId = r.take(16)?.try_into().map_err(|_| Error::InternalFailure)?;
+    let seq = r.u64()?;
     let mut any = false;
     let r = inner.visit_all(&mut |_, _, _| {
         any = true;
@@ -204,6 +216,7 @@ pub(crate) fn restore(inner: &dyn Keystore, root: &RootKey, bytes: &[u8]) -> Res
         });
     }
     r?;
+    before(&store_id, seq)?;
     // One atomic batch: a restore killed halfway left nothing, and can be
     // run again.
     inner.apply(batch)?;

@@ -45,6 +45,8 @@ pub struct RootKey {
     /// The keys derived from this root key, boxed so that moving a `RootKey`
     /// leaves no copy of them behind.
     derived: Box<StoreKeys>,
+    /// The key's bytes, for writing a rotated key file.
+    bytes: Box<Zeroizing<[u8; 32]>>,
 }
 
 /// HKDF-SHA256 labels (the `info` input), one per purpose.
@@ -110,8 +112,11 @@ impl RootKey {
         let mut record_key = xaes_256_gcm::Key::<Xaes256Gcm>::from(*derive(bytes, LABEL_RECORD)?);
         let record = Xaes256Gcm::new(&record_key);
         zeroize::Zeroize::zeroize(record_key.as_mut_slice());
+        let mut own = Box::new(Zeroizing::new([0u8; 32]));
+        own.copy_from_slice(bytes);
         Ok(Self {
             cipher,
+            bytes: own,
             derived: Box::new(StoreKeys {
                 record,
                 digest: derive(bytes, LABEL_DIGEST)?,
@@ -158,6 +163,42 @@ impl RootKey {
         // 32 bytes always fit 64 digits.
         let _ = base16ct::lower::encode(key, &mut out[..64]);
         out
+    }
+
+    /// This key as [`RootKey::hex_text`].
+    pub(crate) fn to_hex_text(&self) -> Zeroizing<[u8; 65]> {
+        Self::hex_text(&self.bytes)
+    }
+
+    /// Writes this key to a new file `path` (64 hex digits and a newline),
+    /// mode 0600, durably (file and directory fsynced). Refuses to overwrite.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file exists or cannot be written.
+    pub fn write_new_file(&self, path: impl AsRef<Path>) -> Result<()> {
+        use std::io::Write as _;
+        let path = path.as_ref();
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(path)?;
+        f.write_all(self.to_hex_text().as_ref())?;
+        f.sync_all()?;
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        std::fs::File::open(parent)?.sync_all()?;
+        Ok(())
+    }
+
+    /// A fresh random root key from the OS random source.
+    ///
+    /// # Errors
+    /// Only if the OS random source fails.
+    pub fn random() -> Result<Self> {
+        Ok(Self::generate()?.0)
     }
 
     /// Reads a root key file: 32 raw bytes, or the text forms of
@@ -271,6 +312,54 @@ impl RootKey {
             .decrypt_inout_detached(&nonce, &aad(ns, id), buf.as_mut_slice().into(), &tag)
             .ok()?;
         Some(buf)
+    }
+}
+
+/// The root key in use, replaced by a rotation ([`crate::Kms::rotate_root_key`]).
+/// Readers that open what they read under it hold [`RootCell::read`] across
+/// both, so a rotation (which holds [`RootCell::write`] while it swaps the
+/// records and the key) never shows them a record and a key that disagree.
+pub(crate) struct RootCell(std::sync::RwLock<std::sync::Arc<RootKey>>);
+
+impl fmt::Debug for RootCell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RootCell([REDACTED])")
+    }
+}
+
+impl RootCell {
+    pub(crate) fn new(key: RootKey) -> Self {
+        Self(std::sync::RwLock::new(std::sync::Arc::new(key)))
+    }
+
+    /// The root key now.
+    pub(crate) fn get(&self) -> std::sync::Arc<RootKey> {
+        std::sync::Arc::clone(&self.read())
+    }
+
+    /// Holds the root key against a rotation (a poisoned lock still holds a
+    /// whole key: the swap is one assignment).
+    pub(crate) fn read(&self) -> std::sync::RwLockReadGuard<'_, std::sync::Arc<RootKey>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Excludes readers while a rotation swaps the records and the key.
+    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, std::sync::Arc<RootKey>> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`RootKey::seal`] under the root key now.
+    pub(crate) fn seal(&self, ns: &str, id: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.read().seal(ns, id, plaintext)
+    }
+
+    /// [`RootKey::open`] under the root key now.
+    pub(crate) fn open(&self, ns: &str, id: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        self.read().open(ns, id, sealed)
     }
 }
 

@@ -35,7 +35,7 @@ use super::record::{
     FIRST_FORMAT, HEAD_HEAD, HEAD_STORE_ID, META_FORMAT, META_ROOT_CHECK, NS_HEAD, NS_MATERIAL,
     NS_META, ROOT_CHECK_PLAINTEXT, STORE_FORMAT, static_ns,
 };
-use super::seal::{RootKey, StoreKeys};
+use super::seal::{RootCell, RootKey, StoreKeys};
 use super::verify::{Report, RollBack};
 use super::witness::{self, Witness, WitnessState};
 use super::{Batch, Keystore, Op, Record, Scan, StoreError};
@@ -51,6 +51,12 @@ const DIGEST_LABEL: &[u8] = b"localkms/digest/v2\0";
 const HEAD_V1: u8 = 1;
 /// The store id `head/store-id` is sealed with.
 const NO_STORE_ID: [u8; 16] = [0; 16];
+/// `head/rotating`: the store id sealed (as `head/store-id` is) under the new
+/// key of a rotation under way; deleted by the rotation's batch.
+pub(crate) const HEAD_ROTATING: &[u8] = b"rotating";
+/// `head/retired-<seq>`: the store id sealed (as `head/store-id` is) under a
+/// root key retired by the rotation of commit `seq` (20 decimal digits).
+pub(crate) const HEAD_RETIRED_PREFIX: &[u8] = b"retired-";
 
 /// A store's random id.
 pub(crate) type StoreId = [u8; 16];
@@ -245,7 +251,7 @@ pub(crate) struct Opened {
 /// A [`Keystore`] whose records are sealed and covered by the head.
 pub(crate) struct SealedStore {
     inner: Box<dyn Keystore>,
-    root: Arc<RootKey>,
+    root: Arc<RootCell>,
     store_id: StoreId,
     /// Serializes the read-modify-write of the head.
     commit: Mutex<()>,
@@ -291,16 +297,17 @@ impl SealedStore {
     /// creation and migration.
     pub(crate) fn open(
         inner: Box<dyn Keystore>,
-        root: Arc<RootKey>,
+        root: Arc<RootCell>,
         opts: &OpenOptions,
         initial: impl FnOnce() -> Result<Batch>,
     ) -> Result<(Self, Opened)> {
         let mut opened = Opened::default();
-        let keys = root.keys();
+        let root_now = root.get();
+        let keys = root_now.keys();
         let store_id = match inner.get(NS_HEAD, HEAD_STORE_ID)? {
             Some(sealed) => {
                 let plain = open_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &sealed)
-                    .ok_or(Error::WrongRootKey)?;
+                    .ok_or_else(|| why_not_open(inner.as_ref(), keys))?;
                 StoreId::try_from(plain.as_slice())
                     .map_err(|_| Error::CorruptStore("the store id has the wrong length".into()))?
             }
@@ -315,7 +322,7 @@ impl SealedStore {
                         return Err(Error::UnsupportedStoreVersion(version));
                     }
                     opened.migrated = true;
-                    migrate_first_format(inner.as_ref(), &root)?
+                    migrate_first_format(inner.as_ref(), &root_now)?
                 }
                 None => {
                     let mut any = false;
@@ -343,7 +350,7 @@ impl SealedStore {
                         ));
                     }
                     opened.created = true;
-                    create(inner.as_ref(), &root, initial()?)?
+                    create(inner.as_ref(), &root_now, initial()?)?
                 }
             },
         };
@@ -369,7 +376,8 @@ impl SealedStore {
         let head = store.read_head()?;
         store.seq.store(head.seq, Ordering::Release);
         if let Some(path) = &opts.witness {
-            let key = &store.root.keys().witness;
+            let key = &root_now.keys().witness;
+            witness::settle_next(path, key, &store.store_id)?;
             let state = witness::read(path, key, &store.store_id)?;
             let lost = match state {
                 WitnessState::At(w) if w > head.seq => Some(rolled_back(path, head.seq, Some(w))),
@@ -427,7 +435,7 @@ impl SealedStore {
         })?;
         let n = records.len() as u64;
         let seq = self.seq();
-        let bytes = super::backup::encode(&self.root, &self.store_id, seq, records)?;
+        let bytes = super::backup::encode(&self.root.get(), &self.store_id, seq, records)?;
         let info = super::BackupInfo {
             seq,
             records: n,
@@ -436,21 +444,43 @@ impl SealedStore {
         Ok((bytes, info))
     }
 
-    fn keys(&self) -> &StoreKeys {
-        self.root.keys()
+    fn read_head(&self) -> Result<Head> {
+        let root = self.root.get();
+        read_head(self.inner.as_ref(), root.keys(), &self.store_id).map_err(|e| {
+            match self.rotated_away(root.keys()) {
+                Some(r) => r.into(),
+                None => e,
+            }
+        })
     }
 
-    fn read_head(&self) -> Result<Head> {
-        read_head(self.inner.as_ref(), self.keys(), &self.store_id)
+    /// Why a record did not open: `RootKeyRotated` when the store's id no
+    /// longer opens under `keys` (another process rotated the root key),
+    /// else `None`.
+    fn rotated_away(&self, keys: &StoreKeys) -> Option<StoreError> {
+        let sealed = self.inner.get(NS_HEAD, HEAD_STORE_ID).ok()??;
+        if open_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &sealed).is_some() {
+            return None;
+        }
+        Some(StoreError::RootKeyRotated(
+            "the store's root key was rotated (by another process) since this one opened it: its records no longer open under the old key; reopen with the new root key".into(),
+        ))
+    }
+
+    /// The error for `(ns, id)` that did not open under `keys`.
+    fn unopened(&self, keys: &StoreKeys, ns: &str, id: &[u8]) -> StoreError {
+        self.rotated_away(keys)
+            .unwrap_or_else(|| unreadable(ns, id))
     }
 
     /// The opened value of `(ns, id)`.
     pub(crate) fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let root = self.root.read();
         match self.inner.get(ns, id)? {
             None => Ok(None),
             Some(sealed) => {
-                let mut plain = open_record(self.keys(), &self.store_id, ns, id, &sealed)
-                    .ok_or_else(|| unreadable(ns, id))?;
+                let mut plain = open_record(root.keys(), &self.store_id, ns, id, &sealed)
+                    .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
                 Ok(Some(std::mem::take(&mut *plain)))
             }
         }
@@ -458,10 +488,11 @@ impl SealedStore {
 
     /// The opened records that `scan` selects.
     pub(crate) fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+        let root = self.root.read();
         let mut out = self.inner.scan(ns, scan)?;
         for (id, value) in &mut out {
-            let mut plain = open_record(self.keys(), &self.store_id, ns, id, value)
-                .ok_or_else(|| unreadable(ns, id))?;
+            let mut plain = open_record(root.keys(), &self.store_id, ns, id, value)
+                .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
             *value = std::mem::take(&mut *plain);
         }
         Ok(out)
@@ -475,10 +506,11 @@ impl SealedStore {
             .lock()
             .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
         let mut head = self.read_head()?;
+        let root = self.root.get();
         let mut out = Batch::new();
         stage(
             self.inner.as_ref(),
-            self.keys(),
+            root.keys(),
             &self.store_id,
             &mut head,
             batch,
@@ -490,7 +522,7 @@ impl SealedStore {
             NS_HEAD,
             HEAD_HEAD.to_vec(),
             seal_record(
-                self.keys(),
+                root.keys(),
                 &self.store_id,
                 NS_HEAD,
                 HEAD_HEAD,
@@ -536,7 +568,8 @@ impl SealedStore {
         };
         let mut digest = Digest::default();
         let mut count = 0u64;
-        let keys = self.keys();
+        let root = self.root.get();
+        let keys = root.keys();
         self.inner.visit_all(&mut |ns, id, sealed| {
             if ns == NS_HEAD {
                 return Ok(());
@@ -561,6 +594,163 @@ impl SealedStore {
         };
         Ok(report)
     }
+}
+
+impl SealedStore {
+    /// Rotates the root key to `new` (SPEC section 9): every record is
+    /// opened under the old key, passed through `reseal` (which re-seals the
+    /// inner seal of a secret value), sealed again under `new`, and written
+    /// with the re-sealed store id, a new head and a `head/retired-<seq>`
+    /// marker in one atomic batch. Before it, `head/rotating` (under `new`)
+    /// and the witness's `.next` file are written and `before` runs (the
+    /// caller writes the new root key file); after it, the witness is
+    /// replaced and `after` runs. A crash before the batch leaves the store
+    /// under the old key, after it under the new. Commits and readers wait.
+    pub(crate) fn rotate(
+        &self,
+        new: RootKey,
+        reseal: impl Fn(&RootKey, &RootKey, &'static str, &[u8], Zeroizing<Vec<u8>>) -> Result<Vec<u8>>,
+        before: impl FnOnce() -> Result<()>,
+        after: impl FnOnce() -> Result<()>,
+    ) -> Result<u64> {
+        let _commit = self
+            .commit
+            .lock()
+            .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
+        let new = Arc::new(new);
+        let mut root = self.root.write();
+        let old = Arc::clone(&root);
+        let (ok, nk) = (old.keys(), new.keys());
+        let id_sealed = self
+            .inner
+            .get(NS_HEAD, HEAD_STORE_ID)?
+            .ok_or_else(|| Error::CorruptStore("the store id record is missing".into()))?;
+        if open_record(ok, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &id_sealed).is_none() {
+            return Err(self
+                .rotated_away(ok)
+                .map_or(Error::WrongRootKey, Error::from));
+        }
+        if open_record(nk, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &id_sealed).is_some() {
+            return Err(Error::InvalidParameter {
+                param: "new root key",
+                reason: "it is the store's current root key".into(),
+            });
+        }
+        let head = read_head(self.inner.as_ref(), ok, &self.store_id)?;
+        let mut records: Vec<(&'static str, Vec<u8>, Vec<u8>)> = Vec::new();
+        self.inner.visit_all(&mut |ns, id, value| {
+            if ns == NS_HEAD {
+                return Ok(());
+            }
+            let ns = static_ns(ns).ok_or_else(|| unreadable(ns, id))?;
+            records.push((ns, id.to_vec(), value.to_vec()));
+            Ok(())
+        })?;
+        // Everything opens before anything is written: a store with a bad
+        // record is not rotated (run verify).
+        let mut batch = Batch::new();
+        for (ns, id, sealed) in records {
+            let plain = open_record(ok, &self.store_id, ns, &id, &sealed)
+                .ok_or_else(|| unreadable(ns, &id))?;
+            let value = reseal(&old, &new, ns, &id, plain)?;
+            batch.put(ns, id, value);
+        }
+        let seq = head.seq + 1;
+        let mut new_head = Head::default();
+        let mut out = Batch::new();
+        out.put(
+            NS_HEAD,
+            HEAD_STORE_ID.to_vec(),
+            seal_record(nk, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &self.store_id)?,
+        );
+        stage(
+            self.inner.as_ref(),
+            nk,
+            &self.store_id,
+            &mut new_head,
+            batch,
+            &mut out,
+            true,
+        )?;
+        new_head.seq = seq;
+        out.put(
+            NS_HEAD,
+            HEAD_HEAD.to_vec(),
+            seal_record(nk, &self.store_id, NS_HEAD, HEAD_HEAD, &new_head.encode())?,
+        );
+        let retired = retired_id(seq);
+        out.put(
+            NS_HEAD,
+            retired.clone(),
+            seal_record(ok, &NO_STORE_ID, NS_HEAD, &retired, &self.store_id)?,
+        );
+        out.delete(NS_HEAD, HEAD_ROTATING.to_vec());
+        // Before: the markers that let open explain a crash.
+        let mut marker = Batch::new();
+        marker.put(
+            NS_HEAD,
+            HEAD_ROTATING.to_vec(),
+            seal_record(nk, &NO_STORE_ID, NS_HEAD, HEAD_ROTATING, &self.store_id)?,
+        );
+        self.inner.apply(marker)?;
+        self.inner.flush()?;
+        if let Some(w) = &self.witness {
+            w.prepare_next(&nk.witness, seq)?;
+        }
+        before()?;
+        // The switch: one atomic batch.
+        self.inner.apply(out)?;
+        self.inner.flush()?;
+        *root = Arc::clone(&new);
+        self.seq.store(seq, Ordering::Release);
+        drop(root);
+        if let Some(w) = &self.witness {
+            w.promote_next(&nk.witness, seq)?;
+        }
+        after()?;
+        Ok(seq)
+    }
+}
+
+/// The id of the marker of a root key retired by the rotation of commit `seq`.
+fn retired_id(seq: u64) -> Vec<u8> {
+    let mut id = HEAD_RETIRED_PREFIX.to_vec();
+    id.extend_from_slice(format!("{seq:020}").as_bytes());
+    id
+}
+
+/// Whether `root` opens the store in `inner` (its id record).
+pub(crate) fn opens(inner: &dyn Keystore, root: &RootKey) -> Result<bool> {
+    Ok(match inner.get(NS_HEAD, HEAD_STORE_ID)? {
+        Some(sealed) => {
+            open_record(root.keys(), &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &sealed).is_some()
+        }
+        None => false,
+    })
+}
+
+/// Why a root key whose `keys` do not open the store's id record fails: a
+/// retired key, the new key of an unfinished rotation, or a wrong key.
+fn why_not_open(inner: &dyn Keystore, keys: &StoreKeys) -> Error {
+    if let Ok(Some(v)) = inner.get(NS_HEAD, HEAD_ROTATING)
+        && open_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_ROTATING, &v).is_some()
+    {
+        return Error::RootKeyRotated(
+            "this is the new key of a rotation that did not complete; the store still opens with the previous root key: open it with that key and run the rotation again".into(),
+        );
+    }
+    if let Ok(retired) = inner.scan(NS_HEAD, Scan::prefix(HEAD_RETIRED_PREFIX)) {
+        for (id, v) in retired {
+            if open_record(keys, &NO_STORE_ID, NS_HEAD, &id, &v).is_some() {
+                let at = String::from_utf8_lossy(&id[HEAD_RETIRED_PREFIX.len()..]).into_owned();
+                let at = at.trim_start_matches('0');
+                return Error::RootKeyRotated(
+                    format!("this root key was retired by a rotation (commit {at}): open the store with the new root key").into(),
+                );
+            }
+        }
+    }
+    Error::WrongRootKey
 }
 
 impl AsRef<dyn Keystore> for SealedStore {

@@ -123,10 +123,10 @@ fn io_error(path: &Path, e: &std::io::Error) -> Error {
 /// An open witness file, advanced after each durable commit.
 pub(crate) struct Witness {
     path: PathBuf,
-    key: Zeroizing<[u8; 32]>,
     store_id: StoreId,
-    /// The file and the highest sequence written to it.
-    state: Mutex<(File, u64)>,
+    /// The file, the highest sequence written to it, and the key (replaced
+    /// by a root-key rotation).
+    state: Mutex<(File, u64, Zeroizing<[u8; 32]>)>,
 }
 
 impl fmt::Debug for Witness {
@@ -145,6 +145,62 @@ impl Witness {
         store_id: &StoreId,
         seq: u64,
     ) -> Result<Self> {
+        write_whole(path, key, store_id, seq)?;
+        Self::existing(path, key, store_id, seq)
+    }
+
+    /// Writes `<path>.next`, the witness of commit `seq` under the new
+    /// `key` of a root-key rotation, before the rotation's batch. If the
+    /// batch lands, [`settle_next`] at open (or [`Witness::promote_next`])
+    /// puts it in place; if not, it does not open under the old key and is
+    /// removed.
+    pub(crate) fn prepare_next(&self, key: &[u8; 32], seq: u64) -> Result<()> {
+        write_whole(&next_path(&self.path), key, &self.store_id, seq)
+    }
+
+    /// Puts `<path>.next` in place after the rotation's batch, and writes on
+    /// under `key`.
+    pub(crate) fn promote_next(&self, key: &[u8; 32], seq: u64) -> Result<()> {
+        let mut state = self.state.lock().map_err(|_| Error::InternalFailure)?;
+        let io = |e: std::io::Error| io_error(&self.path, &e);
+        std::fs::rename(next_path(&self.path), &self.path).map_err(io)?;
+        sync_parent(&self.path).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(io)?;
+        *state = (file, seq, Zeroizing::new(*key));
+        Ok(())
+    }
+}
+
+/// `<path>.next`.
+fn next_path(path: &Path) -> PathBuf {
+    let mut next = path.as_os_str().to_owned();
+    next.push(".next");
+    PathBuf::from(next)
+}
+
+/// At open, under a root key that opens the store: a `<path>.next` that
+/// opens under it is the witness of a rotation whose batch landed (it is
+/// only ever written under the new key), and replaces `path`; any other is
+/// left from a rotation that did not land, and is removed.
+pub(crate) fn settle_next(path: &Path, key: &[u8; 32], store_id: &StoreId) -> Result<()> {
+    let next = next_path(path);
+    let io = |e: std::io::Error| io_error(&next, &e);
+    match read(&next, key, store_id)? {
+        WitnessState::Missing => return Ok(()),
+        WitnessState::At(_) => std::fs::rename(&next, path).map_err(io)?,
+        WitnessState::Foreign | WitnessState::Damaged => std::fs::remove_file(&next).map_err(io)?,
+    }
+    sync_parent(path).map_err(io)
+}
+
+/// Writes a whole witness file at commit `seq` (replacing any), durably:
+/// temporary file, fsync, rename, fsync of the directory.
+fn write_whole(path: &Path, key: &[u8; 32], store_id: &StoreId, seq: u64) -> Result<()> {
+    {
         let io = |e: std::io::Error| io_error(path, &e);
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -161,9 +217,11 @@ impl Witness {
         drop(f);
         std::fs::rename(&tmp, path).map_err(io)?;
         sync_parent(path).map_err(io)?;
-        Self::existing(path, key, store_id, seq)
+        Ok(())
     }
+}
 
+impl Witness {
     /// Opens an existing witness file that holds commit `seq`.
     pub(crate) fn existing(
         path: &Path,
@@ -178,9 +236,8 @@ impl Witness {
             .map_err(|e| io_error(path, &e))?;
         Ok(Self {
             path: path.to_owned(),
-            key: Zeroizing::new(*key),
             store_id: *store_id,
-            state: Mutex::new((file, seq)),
+            state: Mutex::new((file, seq, Zeroizing::new(*key))),
         })
     }
 
@@ -196,10 +253,10 @@ impl Witness {
         } else {
             SLOT_LEN as u64
         };
+        let s = slot(&state.2, &self.store_id, seq);
         let file = &mut state.0;
         file.seek(SeekFrom::Start(offset)).map_err(io)?;
-        file.write_all(&slot(&self.key, &self.store_id, seq))
-            .map_err(io)?;
+        file.write_all(&s).map_err(io)?;
         file.sync_data().map_err(io)?;
         state.1 = seq;
         Ok(())

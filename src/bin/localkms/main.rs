@@ -17,6 +17,7 @@
 //! `--log`) may stand before or after the subcommand.
 
 mod serve;
+mod store_cmds;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -72,6 +73,9 @@ fn cli() -> Command {
         );
     }
     cmd = cmd.subcommand(serve::command());
+    for c in store_cmds::commands() {
+        cmd = cmd.subcommand(c);
+    }
     for (name, summary) in wire::actions() {
         cmd = cmd.subcommand(
             Command::new(name).about(summary).arg(
@@ -125,6 +129,14 @@ impl Globals {
 
     /// Opens the store the options name.
     fn open(&self) -> Result<Kms, String> {
+        let dir = self.data_dir.clone().unwrap_or_default();
+        self.builder()?
+            .build()
+            .map_err(|e| format!("cannot open the store in {dir}: {e}"))
+    }
+
+    /// The builder of the store the options name.
+    fn builder(&self) -> Result<localkms::KmsBuilder, String> {
         let Some(dir) = &self.data_dir else {
             return Err("--data-dir is required".into());
         };
@@ -137,9 +149,7 @@ impl Globals {
             (None, Some(var)) => builder.root_key_env(var),
             (None, None) => builder.root_key_beside_store(),
         };
-        builder
-            .build()
-            .map_err(|e| format!("cannot open the store in {dir}: {e}"))
+        Ok(builder)
     }
 }
 
@@ -247,6 +257,12 @@ fn main() -> ExitCode {
     let globals = Globals::from_matches(sub);
     if name == "serve" {
         return serve::run(&globals, sub);
+    }
+    if store_cmds::NAMES.contains(&name) {
+        if let Err(msg) = init_logging(globals.log.as_deref(), "warn") {
+            return usage_error(&msg);
+        }
+        return store_cmds::run(&globals, name, sub);
     }
     run_action(globals, name, sub)
 }

@@ -2,7 +2,7 @@
 //! namespaced records with atomic batches and an explicit flush.
 //!
 //! The library keeps its own record formats above this trait, and seals every
-//! record before it reaches a backend ([`sealed`]), so a backend never sees a
+//! record before it reaches a backend (`store::sealed`), so a backend never sees a
 //! secret in clear and cannot change a record undetected. Two backends ship: [`SledKeystore`] (durable,
 //! the default) and [`MemoryKeystore`] (ephemeral). [`conformance`] is the suite
 //! any backend must pass.

@@ -364,6 +364,11 @@ pub enum StoreError {
     SchemaVersion(String),
     /// The backend does not offer this operation.
     Unsupported(String),
+    /// Another writer (in this process or another) changed the store while
+    /// this write ran: nothing was applied. The library retries such a write
+    /// a bounded number of times; this is returned when every retry lost.
+    /// The operation may be retried.
+    Conflict(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -377,6 +382,7 @@ impl std::fmt::Display for StoreError {
             Self::Denied(e) => write!(f, "store access denied: {e}"),
             Self::SchemaVersion(e) => write!(f, "store schema version: {e}"),
             Self::Unsupported(e) => write!(f, "not supported by this store: {e}"),
+            Self::Conflict(e) => write!(f, "write conflict: {e}"),
         }
     }
 }

@@ -107,7 +107,7 @@ impl Kms {
         reader: impl Read,
         writer: impl Write,
     ) -> Result<EnvelopeInfo> {
-        self.operation("EnvelopeEncryptStream", key_id, || {
+        self.operation_once("EnvelopeEncryptStream", key_id, || {
             self.envelope_encrypt_stream_op(key_id, context, reader, writer)
         })
     }
@@ -169,7 +169,7 @@ impl Kms {
         reader: impl Read,
         writer: impl Write,
     ) -> Result<EnvelopeInfo> {
-        self.operation("EnvelopeDecryptStream", "", || {
+        self.operation_once("EnvelopeDecryptStream", "", || {
             self.envelope_decrypt_stream_op(context, reader, writer)
         })
     }

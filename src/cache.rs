@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use xaes_256_gcm::Xaes256Gcm;
@@ -39,6 +39,10 @@ pub(crate) struct KeyEntry {
     /// The parsed secrets of the versions of a key that is not
     /// `Aliyun_AES_256` (private keys, HMAC and SM4 keys), by version id.
     pub(crate) secrets: RwLock<IdMap<Arc<VersionSecret>>>,
+    /// When the record was last read from (or written to) the store, in
+    /// milliseconds of the service's clock: after `cache_ttl` it is read
+    /// again, so another process's change is seen within that bound.
+    pub(crate) checked: AtomicI64,
 }
 
 /// The parsed secret of one version of a key that is not `Aliyun_AES_256`,
@@ -58,12 +62,45 @@ pub(crate) enum VersionSecret {
 }
 
 impl KeyEntry {
-    pub(crate) fn new(record: KeyRecord) -> Arc<Self> {
+    pub(crate) fn new(record: KeyRecord, now_ms: i64) -> Arc<Self> {
         Arc::new(Self {
             record,
             ciphers: RwLock::new(IdMap::default()),
             secrets: RwLock::new(IdMap::default()),
+            checked: AtomicI64::new(now_ms),
         })
+    }
+
+    /// A new entry for `record`, a newer record of the key of `old`: key
+    /// material is immutable within a generation, so the built ciphers and
+    /// parsed secrets of `old` carry over when the generation is the same.
+    fn succeeding(old: &Self, record: KeyRecord, now_ms: i64) -> Result<Arc<Self>> {
+        if old.record.generation != record.generation || old.record.key_id != record.key_id {
+            return Ok(Self::new(record, now_ms));
+        }
+        let ciphers = old
+            .ciphers
+            .read()
+            .map_err(|_| Error::InternalFailure)?
+            .clone();
+        let secrets = old
+            .secrets
+            .read()
+            .map_err(|_| Error::InternalFailure)?
+            .clone();
+        Ok(Arc::new(Self {
+            record,
+            ciphers: RwLock::new(ciphers),
+            secrets: RwLock::new(secrets),
+            checked: AtomicI64::new(now_ms),
+        }))
+    }
+
+    /// True when the record was read from the store less than `ttl_ms` ago
+    /// (a clock that went back counts as stale).
+    pub(crate) fn fresh(&self, now_ms: i64, ttl_ms: i64) -> bool {
+        let checked = self.checked.load(Ordering::Acquire);
+        now_ms >= checked && now_ms - checked < ttl_ms
     }
 }
 
@@ -148,21 +185,27 @@ impl KeyCache {
             .and_then(|s| s.entry.clone()))
     }
 
-    /// The calling thread's entry for `record`, read from the store when the
-    /// last commit was `seq`: the cached one if it is as new, else a new one,
-    /// cached unless the shard knows of a later change to the key (then the
-    /// record is returned for this call only, and never cached).
-    pub(crate) fn fill(&self, record: KeyRecord, seq: u64) -> Result<Arc<KeyEntry>> {
+    /// The calling thread's entry for `record`, read from the store (at
+    /// `now_ms`) when the last commit was `seq`: the cached one if it is as
+    /// new, else a new one, cached unless the shard knows of a later change
+    /// to the key (then the record is returned for this call only, and never
+    /// cached).
+    pub(crate) fn fill(&self, record: KeyRecord, seq: u64, now_ms: i64) -> Result<Arc<KeyEntry>> {
         let mut shard = self.mine().write().map_err(|_| Error::InternalFailure)?;
-        match shard.get(&record.key_id) {
+        let entry = match shard.get(&record.key_id) {
             Some(Slot {
                 entry: Some(e),
                 seq: known,
-            }) if *known >= seq || e.record == record => return Ok(Arc::clone(e)),
-            Some(Slot { seq: known, .. }) if *known > seq => return Ok(KeyEntry::new(record)),
-            _ => {}
-        }
-        let entry = KeyEntry::new(record);
+            }) if *known >= seq || e.record == record => {
+                e.checked.fetch_max(now_ms, Ordering::AcqRel);
+                return Ok(Arc::clone(e));
+            }
+            Some(Slot { seq: known, .. }) if *known > seq => {
+                return Ok(KeyEntry::new(record, now_ms));
+            }
+            Some(Slot { entry: Some(e), .. }) => KeyEntry::succeeding(e, record, now_ms)?,
+            _ => KeyEntry::new(record, now_ms),
+        };
         shard.insert(
             entry.record.key_id.clone(),
             Slot {
@@ -173,10 +216,10 @@ impl KeyCache {
         Ok(entry)
     }
 
-    /// A key changed in commit `seq`: every shard drops its old entry, with
-    /// its ciphers, and remembers `seq`; the calling thread's shard gets the
-    /// new record, the others load it when they next need it.
-    pub(crate) fn update(&self, record: KeyRecord, seq: u64) -> Result<()> {
+    /// A key changed in commit `seq` (at `now_ms`): every shard drops its old
+    /// entry, with its ciphers, and remembers `seq`; the calling thread's
+    /// shard gets the new record, the others load it when they next need it.
+    pub(crate) fn update(&self, record: KeyRecord, seq: u64, now_ms: i64) -> Result<()> {
         self.remove(&record.key_id, seq)?;
         let mut shard = self.mine().write().map_err(|_| Error::InternalFailure)?;
         if shard.get(&record.key_id).is_some_and(|s| s.seq > seq) {
@@ -186,7 +229,7 @@ impl KeyCache {
             record.key_id.clone(),
             Slot {
                 seq,
-                entry: Some(KeyEntry::new(record)),
+                entry: Some(KeyEntry::new(record, now_ms)),
             },
         );
         Ok(())
@@ -251,36 +294,38 @@ mod tests {
         let enabled = record(KeyState::Enabled);
         let writer = {
             let cache = Arc::clone(&cache);
-            std::thread::spawn(move || cache.update(record(KeyState::Disabled), 4))
+            std::thread::spawn(move || cache.update(record(KeyState::Disabled), 4, 0))
         };
         writer.join().expect("writer").expect("update");
-        let got = cache.fill(enabled, 3).expect("fill");
+        let got = cache.fill(enabled, 3, 0).expect("fill");
         assert_eq!(got.record.state, KeyState::Enabled, "this call's own read");
         assert!(
             cache.get("k").expect("get").is_none(),
             "the stale Enabled record must not be cached"
         );
         // A read after the change is cached.
-        let now = cache.fill(record(KeyState::Disabled), 4).expect("fill");
+        let now = cache.fill(record(KeyState::Disabled), 4, 0).expect("fill");
         assert_eq!(now.record.state, KeyState::Disabled);
         assert_eq!(
             cache.get("k").expect("get").map(|e| e.record.state),
             Some(KeyState::Disabled)
         );
         // And an older one does not replace it.
-        let old = cache.fill(record(KeyState::Enabled), 2).expect("fill");
+        let old = cache.fill(record(KeyState::Enabled), 2, 0).expect("fill");
         assert_eq!(old.record.state, KeyState::Disabled);
     }
 
     #[test]
     fn a_removed_key_is_not_brought_back_by_an_older_fill() {
         let cache = KeyCache::new();
-        cache.fill(record(KeyState::Enabled), 1).expect("fill");
+        cache.fill(record(KeyState::Enabled), 1, 0).expect("fill");
         cache.remove("k", 5).expect("remove");
-        cache.fill(record(KeyState::Enabled), 4).expect("fill");
+        cache.fill(record(KeyState::Enabled), 4, 0).expect("fill");
         assert!(cache.get("k").expect("get").is_none());
         // An update older than the removal is ignored too.
-        cache.update(record(KeyState::Enabled), 3).expect("update");
+        cache
+            .update(record(KeyState::Enabled), 3, 0)
+            .expect("update");
         assert!(cache.get("k").expect("get").is_none());
     }
 }

@@ -13,6 +13,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + fmt::Debug {
     /// Seconds since 1970-01-01T00:00:00Z.
     fn now(&self) -> i64;
+
+    /// Milliseconds since 1970-01-01T00:00:00Z, for intervals shorter than a
+    /// second (the key cache's `cache_ttl`). By default `now() * 1000`.
+    fn now_millis(&self) -> i64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The operating system's clock. The default.
@@ -24,6 +30,13 @@ impl Clock for SystemClock {
         match SystemTime::now().duration_since(UNIX_EPOCH) {
             Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
             Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+
+    fn now_millis(&self) -> i64 {
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
         }
     }
 }
@@ -43,28 +56,39 @@ pub struct ManualClock(Arc<AtomicI64>);
 impl ManualClock {
     /// A clock that reads `unix_seconds` until moved.
     pub fn new(unix_seconds: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(unix_seconds)))
+        Self(Arc::new(AtomicI64::new(unix_seconds.saturating_mul(1000))))
     }
 
     /// Sets the time.
     pub fn set(&self, unix_seconds: i64) {
-        self.0.store(unix_seconds, Ordering::SeqCst);
+        self.0
+            .store(unix_seconds.saturating_mul(1000), Ordering::SeqCst);
     }
 
     /// Moves the time forward by `seconds` (backward if negative).
     pub fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
+        self.0
+            .fetch_add(seconds.saturating_mul(1000), Ordering::SeqCst);
     }
 
-    /// The current time of this clock.
+    /// Moves the time forward by `millis` milliseconds (backward if negative).
+    pub fn advance_millis(&self, millis: i64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
+    }
+
+    /// The current time of this clock, in whole seconds.
     pub fn now_unix(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst).div_euclid(1000)
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
         self.now_unix()
+    }
+
+    fn now_millis(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
     }
 }
 

@@ -467,6 +467,12 @@ pub enum StoreError {
     /// process rotated it (SPEC section 9).
     #[error("root key rotated: {0}")]
     RootKeyRotated(String),
+    /// Another writer (in this process or another) changed the store while
+    /// this write ran: nothing was applied. The library retries such a write
+    /// a bounded number of times; this is returned when every retry lost.
+    /// The operation may be retried.
+    #[error("write conflict: {0}")]
+    Conflict(String),
 }
 
 /// Echoes user input in messages, cut short so a huge input stays readable.

@@ -18,13 +18,15 @@ use crate::store::record::{
     NS_MATERIAL, NS_META, material_id,
 };
 use crate::store::seal::{RootCell, RootKey};
-use crate::store::sealed::{OpenOptions, SealedStore};
+use crate::store::sealed::{OpenOptions, SealedStore, Snapshot};
 use crate::store::{Batch, Keystore, MemoryKeystore, Op, Report, RollBack, SledKeystore};
 
 /// The default region id.
 pub const DEFAULT_REGION_ID: &str = "cn-hangzhou";
 /// The default account id (16 digits).
 pub const DEFAULT_ACCOUNT_ID: &str = "1234567890123456";
+/// How long a cached key record is trusted by default ([`KmsBuilder::cache_ttl`]).
+pub const DEFAULT_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// The root key file that [`Kms::open`] keeps beside its store.
 pub const ROOT_KEY_FILE: &str = "root.key";
 /// The witness file a sled store keeps in its directory by default.
@@ -53,6 +55,10 @@ pub struct Config {
     pub durability: Durability,
     /// The most keys a store may hold; `None` is unlimited.
     pub max_keys: Option<u64>,
+    /// How long a cached key record is trusted before it is read again, so
+    /// a change made by another process sharing the store is honoured
+    /// within this bound. Zero reads through on every use. Default 1 s.
+    pub cache_ttl: std::time::Duration,
 }
 
 impl Default for Config {
@@ -62,6 +68,7 @@ impl Default for Config {
             account_id: DEFAULT_ACCOUNT_ID.into(),
             durability: Durability::Durable,
             max_keys: None,
+            cache_ttl: DEFAULT_CACHE_TTL,
         }
     }
 }
@@ -103,8 +110,10 @@ pub struct KmsInner {
     root_file: Option<PathBuf>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: Config,
-    /// Serializes every write, and holds the counters they change.
-    writer: Mutex<Counters>,
+    /// Serializes this process's writes, so they rarely conflict with each
+    /// other. Correctness does not rest on it: every commit applies only if
+    /// the store's head is unchanged since the write began ([`Writer`]).
+    writer: Mutex<()>,
     pub(crate) cache: crate::cache::KeyCache,
     /// Random source, fault rules and audit sink (src/testkit/).
     pub(crate) toolkit: instrument::Toolkit,
@@ -305,6 +314,18 @@ impl KmsBuilder {
     /// The most keys the store may hold (default unlimited).
     pub fn max_keys(mut self, max: u64) -> Self {
         self.config.max_keys = Some(max);
+        self
+    }
+
+    /// How long a cached key record is trusted before it is read again
+    /// (default 1 s; [`Duration::ZERO`](std::time::Duration::ZERO) reads
+    /// through on every use). A change made by another process sharing the
+    /// store (DisableKey, ScheduleKeyDeletion, rotation, DeleteKeyMaterial…)
+    /// is honoured here within this bound, measured on the service's clock.
+    /// Key material never changes, so built ciphers stay cached; only the key
+    /// record is read again. Aliases are always read from the store.
+    pub fn cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.config.cache_ttl = ttl;
         self
     }
 
@@ -652,21 +673,56 @@ impl Kms {
             b.put(NS_META, META_COUNTERS, Counters::default().encode());
             Ok(b)
         })?;
-        let c = store
-            .get(NS_META, META_COUNTERS)?
-            .ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?;
-        let counters = Counters::decode(&c)?;
-        Ok(KmsInner {
+        let kms = KmsInner {
             store,
             root,
             clock,
             config,
-            writer: Mutex::new(counters),
+            writer: Mutex::new(()),
             cache: crate::cache::KeyCache::new(),
             toolkit: Default::default(),
             rolled_back: opened.rolled_back,
             root_file: None,
-        })
+        };
+        let c = kms
+            .store
+            .get(NS_META, META_COUNTERS)?
+            .ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?;
+        Counters::decode(&c)?;
+        Ok(kms)
+    }
+
+    /// The key counters as the store holds them now.
+    pub(crate) fn read_counters(&self) -> Result<Counters> {
+        let c = self
+            .store
+            .get(NS_META, META_COUNTERS)?
+            .ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?;
+        Counters::decode(&c)
+    }
+
+    /// The cache TTL in milliseconds of the service's clock.
+    pub(crate) fn cache_ttl_ms(&self) -> i64 {
+        i64::try_from(self.config.cache_ttl.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Runs `attempt` until it does not lose a write race (a
+    /// [`StoreError::Conflict`](crate::store::StoreError::Conflict)), at
+    /// most a bounded number of times; each run reads the store afresh.
+    pub(crate) fn retrying<T>(&self, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
+        let mut n = 0;
+        loop {
+            match attempt() {
+                Err(e)
+                    if crate::store::sealed::is_conflict(&e)
+                        && n < crate::store::sealed::WRITE_ATTEMPTS =>
+                {
+                    n += 1;
+                    crate::store::sealed::conflict_backoff(n);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Writes a consistent snapshot of the store to `writer` (format in
@@ -819,7 +875,7 @@ impl Kms {
 
     /// How many keys the store holds (deleted keys not yet purged included).
     pub fn key_count(&self) -> Result<u64> {
-        Ok(self.lock_writer()?.key_count)
+        Ok(self.read_counters()?.key_count)
     }
 
     pub(crate) fn key_arn(&self, key_id: &str) -> String {
@@ -829,11 +885,11 @@ impl Kms {
         )
     }
 
-    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, Counters>> {
+    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, ()>> {
         self.writer.lock().map_err(|_| Error::InternalFailure)
     }
 
-    /// Reads a record straight from the store (the caller holds the writer).
+    /// Reads a record straight from the store.
     pub(crate) fn load_locked(&self, key_id: &str) -> Result<KeyRecord> {
         let bytes = self
             .store
@@ -944,13 +1000,17 @@ impl Kms {
 
     // ---- writing keys ------------------------------------------------------
 
-    /// Creates a key: under the writer lock, assigns its sequence number, lets
-    /// `fill` finish the record and batch, and commits.
+    /// Creates a key: in one write ([`Kms::writer`]), reads the counters,
+    /// assigns its sequence number, lets `fill` finish the record and batch,
+    /// and commits. Loses with a conflict (retried by the operation) when
+    /// another writer committed meanwhile, so `max_keys` and the sequence
+    /// hold across processes.
     pub(crate) fn insert_key(
         &self,
         make: impl FnOnce(u64, &mut Batch) -> Result<KeyRecord>,
     ) -> Result<KeyRecord> {
-        let mut counters = self.lock_writer()?;
+        let mut w = self.writer()?;
+        let counters = self.read_counters()?;
         if let Some(max) = self.config.max_keys
             && counters.key_count >= max
         {
@@ -979,38 +1039,45 @@ impl Kms {
             record.key_id.as_bytes().to_vec(),
         );
         batch.put(NS_META, META_COUNTERS, next.encode());
-        self.commit(batch, Some(record.clone()), None)?;
-        *counters = next;
+        self.commit(&mut w.txn, batch, Some(record.clone()), None)?;
         Ok(record)
     }
 
-    /// Takes the writer lock for a change that is not an edit of one key
-    /// record (aliases, tags): read live keys with [`Writer::key`], then
-    /// [`Writer::commit`] one batch.
+    /// Begins a write: takes this process's writer lock and reads the
+    /// store's head. Read with [`Writer::key`] and the store, then
+    /// [`Writer::commit`]: it applies only if no other writer (in any
+    /// process) committed since, else fails with a conflict that
+    /// [`Kms::retrying`] (every operation) answers by running the whole
+    /// operation again.
     pub(crate) fn writer(&self) -> Result<Writer<'_>> {
+        let guard = self.lock_writer()?;
+        let txn = self.store.snapshot()?;
         Ok(Writer {
             kms: self,
-            counters: self.lock_writer()?,
+            _guard: guard,
+            txn,
         })
     }
 
-    /// Applies `batch`, flushes when durable, and refreshes the cache:
+    /// Applies `batch` if the store is still at `txn` (then `txn` moves to
+    /// the new head), flushes when durable, and refreshes the cache:
     /// `updated` replaces its key's entry, `removed` drops one.
     ///
     /// Every material record in `batch` belongs to `updated` and is bound
     /// here to its generation.
     pub(crate) fn commit(
         &self,
+        txn: &mut Snapshot,
         mut batch: Batch,
         updated: Option<KeyRecord>,
         removed: Option<&str>,
     ) -> Result<()> {
         self.refuse_write_in_dry_run()?;
         bind_generation(&mut batch, updated.as_ref())?;
-        let seq = self.store.commit(batch)?;
+        let seq = self.store.commit_at(txn, batch)?;
         // The batch is in the store: the cache must follow even if flush fails.
         if let Some(r) = updated {
-            self.cache.update(r, seq)?;
+            self.cache.update(r, seq, self.clock.now_millis())?;
         }
         if let Some(id) = removed {
             self.cache.remove(id, seq)?;
@@ -1077,19 +1144,21 @@ fn bind_generation(batch: &mut Batch, updated: Option<&KeyRecord>) -> Result<()>
     Ok(())
 }
 
-/// The writer lock, held across reads and one atomic commit (see [`Kms::writer`]).
+/// One write: the writer lock and the head it began at, held across reads
+/// and the commits they decide (see [`Kms::writer`]).
 pub(crate) struct Writer<'a> {
     pub(crate) kms: &'a Kms,
-    pub(crate) counters: MutexGuard<'a, Counters>,
+    _guard: MutexGuard<'a, ()>,
+    pub(crate) txn: Snapshot,
 }
 
 impl Writer<'_> {
     /// Applies `batch` (which changes no key record) and releases the lock.
-    pub(crate) fn commit(self, batch: Batch) -> Result<()> {
+    pub(crate) fn commit(mut self, batch: Batch) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        self.kms.commit(batch, None, None)
+        self.kms.commit(&mut self.txn, batch, None, None)
     }
 }
 

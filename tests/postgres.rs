@@ -379,3 +379,57 @@ fn require_against_a_server_without_tls_fails() {
     let url = server.url_as("postgres", PASSWORD, "postgres", "sslmode=prefer");
     PostgresKeystore::connect(&url, &schema("prefer")).expect("prefer falls back");
 }
+
+/// Two services, each with its own connection pool, cache and writer lock
+/// (as two processes would have), on one schema: creators racing on both
+/// stop at `max_keys` exactly, and a DisableKey in one is honoured by the
+/// other at once with `cache_ttl(0)`.
+#[test]
+fn two_services_on_one_schema_keep_max_keys_and_see_each_others_changes() {
+    let Some(server) = server() else { return };
+    let name = schema("services");
+    let make = || {
+        localkms::Kms::builder()
+            .keystore(PostgresKeystore::connect(&server.url(), &name).expect("connect"))
+            .root_key_bytes(&[5u8; 32])
+            .max_keys(6)
+            .cache_ttl(std::time::Duration::ZERO)
+            .build()
+            .expect("build")
+    };
+    let a = make();
+    let b = make();
+    let created: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = [&a, &b, &a, &b]
+            .into_iter()
+            .map(|kms| {
+                s.spawn(move || {
+                    (0..4)
+                        .filter(|_| match kms.create_key(&Default::default()) {
+                            Ok(_) => true,
+                            Err(e) => {
+                                assert_eq!(e.code(), "Rejected.LimitExceeded", "{e}");
+                                false
+                            }
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("join")).sum()
+    });
+    assert_eq!(created, 6);
+    assert_eq!(b.key_count().expect("count"), 6);
+    let key = a
+        .list_keys(localkms::Paging::default())
+        .expect("list")
+        .items[0]
+        .key_id
+        .clone();
+    let ctx = localkms::EncryptionContext::default();
+    b.encrypt(&key, b"x", &ctx).expect("enabled");
+    a.disable_key(&key).expect("disable");
+    let e = b.encrypt(&key, b"x", &ctx).expect_err("disabled in a");
+    assert_eq!(e.code(), "Rejected.Disabled");
+    assert!(b.verify().expect("verify").is_ok());
+}

@@ -201,8 +201,22 @@ fn key_of_param(param: &str) -> Option<String> {
 impl Kms {
     /// Runs one public operation: checks the fault rules for `action`, runs
     /// `f`, and records the outcome with the audit sink. `key_param` is the
-    /// operation's `KeyId` parameter ("" if it has none).
+    /// operation's `KeyId` parameter ("" if it has none). A write that lost
+    /// to another writer (in this process or another) applied nothing: `f`
+    /// runs again on fresh reads ([`Kms::retrying`]).
     pub(crate) fn operation<T: Audited>(
+        &self,
+        action: &'static str,
+        key_param: &str,
+        mut f: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        self.operation_once(action, key_param, || self.retrying(&mut f))
+    }
+
+    /// [`Kms::operation`] for an operation that cannot run twice (it
+    /// consumes a stream): a lost write race is returned to the caller as
+    /// a retryable [`StoreError::Conflict`](crate::store::StoreError::Conflict).
+    pub(crate) fn operation_once<T: Audited>(
         &self,
         action: &'static str,
         key_param: &str,

@@ -93,6 +93,18 @@ impl Kms {
         &self,
         key_id: &str,
         context: &EncryptionContext,
+        reader: impl Read,
+        writer: impl Write,
+    ) -> Result<EnvelopeInfo> {
+        self.operation_once("EnvelopeEncryptStream", key_id, || {
+            self.envelope_encrypt_stream_op(key_id, context, reader, writer)
+        })
+    }
+
+    fn envelope_encrypt_stream_op(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
         mut reader: impl Read,
         mut writer: impl Write,
     ) -> Result<EnvelopeInfo> {
@@ -106,7 +118,7 @@ impl Kms {
         reader: &mut dyn Read,
         writer: &mut dyn Write,
     ) -> Result<EnvelopeInfo> {
-        self.operation("EnvelopeEncryptStream", key_id, || {
+        self.operation_once("EnvelopeEncryptStream", key_id, || {
             let (mut w, mut info) = self.envelope_writer_op(key_id, context, writer)?;
             info.plaintext_bytes = w.copy_from(reader)?;
             w.finish()?;
@@ -126,6 +138,17 @@ impl Kms {
     pub fn envelope_decrypt_stream(
         &self,
         context: &EncryptionContext,
+        reader: impl Read,
+        writer: impl Write,
+    ) -> Result<EnvelopeInfo> {
+        self.operation_once("EnvelopeDecryptStream", "", || {
+            self.envelope_decrypt_stream_op(context, reader, writer)
+        })
+    }
+
+    fn envelope_decrypt_stream_op(
+        &self,
+        context: &EncryptionContext,
         mut reader: impl Read,
         mut writer: impl Write,
     ) -> Result<EnvelopeInfo> {
@@ -138,7 +161,7 @@ impl Kms {
         reader: &mut dyn Read,
         writer: &mut dyn Write,
     ) -> Result<EnvelopeInfo> {
-        self.operation("EnvelopeDecryptStream", "", || {
+        self.operation_once("EnvelopeDecryptStream", "", || {
             let (mut r, mut info) = self.envelope_reader_op(context, reader, None)?;
             info.plaintext_bytes = r.copy_to(writer)?;
             Ok(info)
@@ -175,7 +198,7 @@ impl Kms {
         context: &EncryptionContext,
         writer: W,
     ) -> Result<EnvelopeWriter<W>> {
-        self.operation("EnvelopeEncryptStream", key_id, || {
+        self.operation_once("EnvelopeEncryptStream", key_id, || {
             Ok(Opaque(self.envelope_writer_op(key_id, context, writer)?.0))
         })
         .map(|o| o.0)
@@ -192,7 +215,7 @@ impl Kms {
         context: &EncryptionContext,
         reader: R,
     ) -> Result<EnvelopeReader<R>> {
-        self.operation("EnvelopeDecryptStream", "", || {
+        self.operation_once("EnvelopeDecryptStream", "", || {
             Ok(Opaque(self.envelope_reader_op(context, reader, None)?.0))
         })
         .map(|o| o.0)

@@ -686,7 +686,9 @@ impl Kms {
         if let Some(s) = self.read_import_secret()? {
             return Ok(s);
         }
-        let _writer = self.lock_writer()?;
+        // One write: two processes making the secret at once cannot both
+        // win (the loser re-reads the winner's on retry).
+        let w = self.writer()?;
         if let Some(s) = self.read_import_secret()? {
             return Ok(s);
         }
@@ -700,7 +702,7 @@ impl Kms {
                 .seal(NS_META, META_IMPORT_SECRET, secret.as_ref())?,
         );
         self.refuse_write_in_dry_run()?;
-        self.store.apply(batch)?;
+        w.commit(batch)?;
         self.store.flush()?;
         Ok(ImportSecrets::derive(&secret))
     }

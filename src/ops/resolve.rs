@@ -16,6 +16,7 @@ use crate::store::record::{
     Counters, KeyRecord, META_COUNTERS, NS_DELETION, NS_KEY, NS_KEY_ORDER, NS_MATERIAL, NS_META,
     PER_KEY_NAMESPACES, deletion_id, material_id, time_from_bytes,
 };
+use crate::store::sealed::Snapshot;
 use crate::store::{Batch, Scan};
 use crate::types::{KeyState, is_key_id};
 
@@ -26,16 +27,24 @@ impl Kms {
     /// is due. A key past its `DeleteDate` is purged here and is not found.
     pub(crate) fn entry(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
         let cached = self.cache.get(key_id)?;
+        let now_ms = self.clock.now_millis();
         let entry = match cached {
-            Some(e) => e,
-            None => {
-                // Load under the writer lock, with the sequence of the last
-                // commit: the cache refuses this copy if a later commit
-                // changed the key before it is filled.
-                let _writer = self.lock_writer()?;
-                let seq = self.store.seq();
-                let record = self.load_locked(key_id)?;
-                self.cache.fill(record, seq)?
+            Some(e) if e.fresh(now_ms, self.cache_ttl_ms()) => e,
+            _ => {
+                // The head first, then the record: the record is at least
+                // as new as the head's sequence, and the cache refuses this
+                // copy if it knows of a later commit to the key. Another
+                // process's change is seen here once the entry is older
+                // than the cache TTL.
+                let seq = self.store.snapshot()?.seq();
+                match self.load_locked(key_id) {
+                    Ok(record) => self.cache.fill(record, seq, now_ms)?,
+                    Err(e @ Error::KeyNotFound(_)) => {
+                        self.cache.remove(key_id, seq)?;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         };
         if self.due(&entry.record) {
@@ -58,30 +67,37 @@ impl Kms {
             || crate::ops::versions::rotation_due(record, now)
     }
 
-    /// Applies due time-driven changes under the write lock.
+    /// Applies due time-driven changes in one write.
     fn settle(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
-        let mut counters = self.lock_writer()?;
-        let record = self.settle_locked(&mut counters, key_id)?;
-        let seq = self.store.seq();
-        drop(counters);
+        let mut w = self.writer()?;
+        let record = self.settle_locked(&mut w.txn, key_id)?;
+        let seq = w.txn.seq();
+        drop(w);
         if self.in_dry_run() {
             // Settled in memory only: the cache keeps what the store holds.
-            return Ok(KeyEntry::new(record));
+            return Ok(KeyEntry::new(record, self.clock.now_millis()));
         }
         // A commit that lands between here and the fill has a later
         // sequence: the cache then keeps this record out (issue 13, 7.1).
-        self.cache.fill(record, seq)
+        self.cache.fill(record, seq, self.clock.now_millis())
     }
 
-    /// Loads `key_id` (the caller holds the writer) and commits what is due:
-    /// deletion at `DeleteDate` (the key is then not found), then each other
-    /// time-driven change. In a dry run the changes are made to the returned
-    /// record only (rotation, which changes no answer, is left out).
-    fn settle_locked(&self, counters: &mut Counters, key_id: &str) -> Result<KeyRecord> {
-        let mut record = self.load_locked(key_id)?;
+    /// Loads `key_id` in the write `txn` and commits what is due: deletion
+    /// at `DeleteDate` (the key is then not found), then each other
+    /// time-driven change.
+    fn settle_locked(&self, txn: &mut Snapshot, key_id: &str) -> Result<KeyRecord> {
+        let mut record = match self.load_locked(key_id) {
+            Ok(r) => r,
+            Err(e @ Error::KeyNotFound(_)) => {
+                // Gone (perhaps purged by another process): not cached.
+                self.cache.remove(key_id, txn.seq())?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let now = self.clock.now();
         if deletion_due(&record, now) {
-            self.maintain(|| self.purge_locked(counters, &record))?;
+            self.maintain(|| self.purge_locked(txn, &record))?;
             return Err(Error::KeyNotFound(key_id.to_owned()));
         }
         // Material expiry (SPEC section 2): as if DeleteKeyMaterial ran then.
@@ -91,7 +107,7 @@ impl Kms {
             self.revoke_import_tokens(&record.key_id, &mut batch)?;
             record.generation += 1;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
-            self.maintain(|| self.commit(batch, Some(record.clone()), None))?;
+            self.maintain(|| self.commit(txn, batch, Some(record.clone()), None))?;
         }
         // Automatic rotation (SPEC section 6): one new primary version and
         // the record naming it, in one batch.
@@ -99,7 +115,7 @@ impl Kms {
             let mut batch = Batch::new();
             self.add_version(&mut record, &mut batch, now)?;
             batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
-            self.commit(batch, Some(record.clone()), None)?;
+            self.commit(txn, batch, Some(record.clone()), None)?;
         }
         Ok(record)
     }
@@ -149,8 +165,9 @@ impl Kms {
         key_id: &str,
         change: impl FnOnce(&mut KeyRecord, &mut Batch) -> Result<T>,
     ) -> Result<(KeyRecord, T)> {
-        let mut counters = self.lock_writer()?;
-        let mut record = self.settle_locked(&mut counters, key_id)?;
+        let mut w = self.writer()?;
+        let txn = &mut w.txn;
+        let mut record = self.settle_locked(txn, key_id)?;
         let had_material = !record.material_deleted;
         let mut batch = Batch::new();
         let out = change(&mut record, &mut batch)?;
@@ -160,12 +177,12 @@ impl Kms {
             record.generation += 1;
         }
         batch.put(NS_KEY, record.key_id.as_bytes().to_vec(), record.encode()?);
-        self.commit(batch, Some(record.clone()), None)?;
+        self.commit(txn, batch, Some(record.clone()), None)?;
         Ok((record, out))
     }
 
     /// Removes a key and every record that belongs to it, in one batch.
-    fn purge_locked(&self, counters: &mut Counters, record: &KeyRecord) -> Result<()> {
+    fn purge_locked(&self, txn: &mut Snapshot, record: &KeyRecord) -> Result<()> {
         let key_id = record.key_id.as_str();
         let mut batch = Batch::new();
         batch.delete(NS_KEY, key_id.as_bytes().to_vec());
@@ -180,13 +197,13 @@ impl Kms {
             }
         }
         crate::ops::aliases::purge_key_aliases(self, &mut batch, key_id)?;
+        let counters = self.read_counters()?;
         let next = Counters {
             next_seq: counters.next_seq,
             key_count: counters.key_count.saturating_sub(1),
         };
         batch.put(NS_META, META_COUNTERS, next.encode());
-        self.commit(batch, None, Some(key_id))?;
-        *counters = next;
+        self.commit(txn, batch, None, Some(key_id))?;
         Ok(())
     }
 
@@ -218,19 +235,25 @@ impl Kms {
                     return Ok(purged);
                 }
                 let key_id = String::from_utf8_lossy(&id[8..]).into_owned();
-                let mut counters = self.lock_writer()?;
-                match self.load_locked(&key_id) {
-                    Ok(record) if deletion_due(&record, now) => {
-                        self.purge_locked(&mut counters, &record)?;
-                        purged += 1;
+                purged += self.retrying(|| {
+                    let mut w = self.writer()?;
+                    match self.load_locked(&key_id) {
+                        Ok(record) if deletion_due(&record, now) => {
+                            self.purge_locked(&mut w.txn, &record)?;
+                            Ok(1)
+                        }
+                        _ => {
+                            // A stale index entry (deletion was cancelled, or
+                            // another process purged the key): drop it.
+                            if self.store.get(NS_DELETION, id)?.is_some() {
+                                let mut b = Batch::new();
+                                b.delete(NS_DELETION, id.clone());
+                                self.commit(&mut w.txn, b, None, None)?;
+                            }
+                            Ok(0)
+                        }
                     }
-                    _ => {
-                        // A stale index entry (deletion was cancelled): drop it.
-                        let mut b = Batch::new();
-                        b.delete(NS_DELETION, id.clone());
-                        self.commit(b, None, None)?;
-                    }
-                }
+                })?;
                 progressed = true;
             }
             if !progressed {
@@ -311,6 +334,6 @@ impl Writer<'_> {
     /// The record of a live key. A key past its `DeleteDate` is purged now
     /// (its own batch) and is not found.
     pub(crate) fn key(&mut self, key_id: &str) -> Result<KeyRecord> {
-        self.kms.settle_locked(&mut self.counters, key_id)
+        self.kms.settle_locked(&mut self.txn, key_id)
     }
 }

@@ -38,7 +38,7 @@ use super::record::{
 use super::seal::{RootCell, RootKey, StoreKeys};
 use super::verify::{Report, RollBack};
 use super::witness::{self, Witness, WitnessState};
-use super::{Batch, Keystore, Op, Record, Scan, StoreError};
+use super::{Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError};
 use crate::error::{Error, Result};
 use crate::secret::fill_random;
 
@@ -248,6 +248,38 @@ pub(crate) struct Opened {
     pub(crate) rolled_back: Option<RollBack>,
 }
 
+/// How many times a write that lost to another writer is tried again.
+pub(crate) const WRITE_ATTEMPTS: u32 = 64;
+
+/// True for the error of a write that lost to another writer.
+pub(crate) fn is_conflict(e: &Error) -> bool {
+    matches!(e, Error::Storage(StoreError::Conflict(_)))
+}
+
+/// Waits before retrying a write that lost a race: a random pause that grows
+/// with `attempt`, up to about 10 ms, so racing writers spread out.
+pub(crate) fn conflict_backoff(attempt: u32) {
+    let mut r = [0u8; 2];
+    let _ = fill_random(&mut r);
+    let cap = 100 * u64::from(attempt.min(100));
+    let micros = u64::from(u16::from_le_bytes(r)) % cap.max(1);
+    std::thread::sleep(std::time::Duration::from_micros(micros));
+}
+
+/// The head as a write read it (see [`SealedStore::snapshot`]).
+pub(crate) struct Snapshot {
+    /// The head record's stored (sealed) bytes.
+    sealed: Vec<u8>,
+    head: Head,
+}
+
+impl Snapshot {
+    /// The commit sequence of this head.
+    pub(crate) fn seq(&self) -> u64 {
+        self.head.seq
+    }
+}
+
 /// A [`Keystore`] whose records are sealed and covered by the head.
 pub(crate) struct SealedStore {
     inner: Box<dyn Keystore>,
@@ -349,8 +381,25 @@ impl SealedStore {
                             .into(),
                         ));
                     }
-                    opened.created = true;
-                    create(inner.as_ref(), &root_now, initial()?)?
+                    match create(inner.as_ref(), &root_now, initial()?) {
+                        Ok(id) => {
+                            opened.created = true;
+                            id
+                        }
+                        // Another process created it first: open theirs.
+                        Err(e) if is_conflict(&e) => {
+                            let sealed = inner.get(NS_HEAD, HEAD_STORE_ID)?.ok_or_else(|| {
+                                Error::CorruptStore("the store id is missing".into())
+                            })?;
+                            let plain =
+                                open_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, &sealed)
+                                    .ok_or(Error::WrongRootKey)?;
+                            StoreId::try_from(plain.as_slice()).map_err(|_| {
+                                Error::CorruptStore("the store id has the wrong length".into())
+                            })?
+                        }
+                        Err(e) => return Err(e),
+                    }
                 }
             },
         };
@@ -498,14 +547,42 @@ impl SealedStore {
         Ok(out)
     }
 
-    /// Seals and applies `batch` with the new head, atomically; returns the
-    /// commit's sequence.
-    pub(crate) fn commit(&self, batch: Batch) -> Result<u64> {
+    /// Reads the head: the start of a write. Everything the write reads
+    /// afterwards is consistent with what it commits, because
+    /// [`SealedStore::commit_at`] applies only while the head is still the
+    /// one read here (every commit rewrites it), in this process or any other.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
+        let sealed = self
+            .inner
+            .get(NS_HEAD, HEAD_HEAD)?
+            .ok_or_else(|| Error::CorruptStore("the head record is missing".into()))?;
+        let root = self.root.get();
+        let head = match open_record(root.keys(), &self.store_id, NS_HEAD, HEAD_HEAD, &sealed)
+            .and_then(|p| Head::decode(&p))
+        {
+            Some(h) => h,
+            None => {
+                return Err(match self.rotated_away(root.keys()) {
+                    Some(r) => r.into(),
+                    None => Error::CorruptStore("the head record does not open".into()),
+                });
+            }
+        };
+        self.seq.fetch_max(head.seq, Ordering::AcqRel);
+        Ok(Snapshot { sealed, head })
+    }
+
+    /// Seals and applies `batch` with the new head, atomically, if the head
+    /// is still `snap` (else nothing is applied and the error is
+    /// [`StoreError::Conflict`]: read again and retry). On success `snap`
+    /// becomes the new head, so one write may commit several batches.
+    /// Returns the commit's sequence.
+    pub(crate) fn commit_at(&self, snap: &mut Snapshot, batch: Batch) -> Result<u64> {
         let _commit = self
             .commit
             .lock()
             .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
-        let mut head = self.read_head()?;
+        let mut head = snap.head;
         let root = self.root.get();
         let mut out = Batch::new();
         stage(
@@ -518,23 +595,59 @@ impl SealedStore {
             false,
         )?;
         head.seq += 1;
-        out.put(
+        let sealed = seal_record(
+            root.keys(),
+            &self.store_id,
             NS_HEAD,
-            HEAD_HEAD.to_vec(),
-            seal_record(
-                root.keys(),
-                &self.store_id,
-                NS_HEAD,
-                HEAD_HEAD,
-                &head.encode(),
-            )?,
-        );
-        self.inner.apply(out)?;
-        self.seq.store(head.seq, Ordering::Release);
+            HEAD_HEAD,
+            &head.encode(),
+        )?;
+        out.put(NS_HEAD, HEAD_HEAD.to_vec(), sealed.clone());
+        let expect = [Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)];
+        let applied = match self.inner.apply_if(&expect, out.clone()) {
+            Ok(r) => r,
+            // A backend without conditional apply is single-process: under
+            // the commit lock, check and apply cannot be interleaved here.
+            Err(StoreError::Unsupported(_)) => {
+                if self.inner.get(NS_HEAD, HEAD_HEAD)?.as_deref() == Some(snap.sealed.as_slice()) {
+                    self.inner.apply(out)?;
+                    Ok(())
+                } else {
+                    Err(Conflict)
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if applied.is_err() {
+            return Err(Error::Storage(StoreError::Conflict(
+                "another writer committed since this write read the store; nothing was applied"
+                    .into(),
+            )));
+        }
+        self.seq.fetch_max(head.seq, Ordering::AcqRel);
+        *snap = Snapshot { sealed, head };
         Ok(head.seq)
     }
 
+    /// Seals and applies `batch` (which depends on nothing read before it)
+    /// with the new head, atomically, retried while other writers win;
+    /// returns the commit's sequence.
+    pub(crate) fn commit(&self, batch: Batch) -> Result<u64> {
+        let mut attempt = 0;
+        loop {
+            let mut snap = self.snapshot()?;
+            match self.commit_at(&mut snap, batch.clone()) {
+                Err(e) if is_conflict(&e) && attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    conflict_backoff(attempt);
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// [`SealedStore::commit`] for callers that need no sequence.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn apply(&self, batch: Batch) -> Result<(), StoreError> {
         Keystore::apply(self, batch)
     }
@@ -897,7 +1010,18 @@ fn write_new(
         HEAD_HEAD.to_vec(),
         seal_record(keys, store_id, NS_HEAD, HEAD_HEAD, &head.encode())?,
     );
-    inner.apply(out)?;
+    // Two processes may create one shared store at once: only the first
+    // wins; the other opens what it wrote.
+    match inner.apply_if(&[Expect::absent(NS_HEAD, HEAD_STORE_ID)], out.clone()) {
+        Ok(Ok(())) => {}
+        Ok(Err(Conflict)) => {
+            return Err(Error::Storage(StoreError::Conflict(
+                "another process created the store at the same time".into(),
+            )));
+        }
+        Err(StoreError::Unsupported(_)) => inner.apply(out)?,
+        Err(e) => return Err(e.into()),
+    }
     inner.flush()?;
     Ok(())
 }

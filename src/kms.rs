@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod cache_ttl;
 pub(crate) mod instrument;
 
 use crate::clock::{Clock, SystemClock};
@@ -82,6 +83,8 @@ pub struct Kms {
     /// Serializes every write, and holds the counters they change.
     writer: Mutex<Counters>,
     pub(crate) cache: crate::cache::KeyCache,
+    /// `KmsBuilder::cache_ttl` (kms/cache_ttl.rs).
+    cache_ttl: Option<std::time::Duration>,
     /// Random source, fault rules and audit sink (src/testkit/).
     pub(crate) toolkit: instrument::Toolkit,
     /// A loss accepted at open (`recover_rolled_back`), for [`Kms::verify`].
@@ -143,6 +146,8 @@ pub struct KmsBuilder {
     restore: Option<Vec<u8>>,
     /// Set by `insecure_deterministic` (feature `test-util` only).
     pub(crate) deterministic_seed: Option<u64>,
+    /// Set by `cache_ttl` (kms/cache_ttl.rs).
+    cache_ttl: Option<std::time::Duration>,
 }
 
 /// Where the witness is kept.
@@ -361,6 +366,7 @@ impl KmsBuilder {
         let mut kms = Kms::from_parts(store, root, self.clock, self.config, &opts)?;
         let next_seq = kms.lock_writer()?.next_seq;
         kms.toolkit.rng = crate::rng::Rng::new(self.deterministic_seed, next_seq);
+        kms.cache_ttl = self.cache_ttl;
         if self.verify_on_open {
             let report = kms.verify()?;
             if !report.is_ok() {
@@ -477,6 +483,7 @@ impl Kms {
             verify_on_open: false,
             restore: None,
             deterministic_seed: None,
+            cache_ttl: None,
         }
     }
 
@@ -504,6 +511,7 @@ impl Kms {
             config,
             writer: Mutex::new(counters),
             cache: crate::cache::KeyCache::new(),
+            cache_ttl: None,
             toolkit: Default::default(),
             rolled_back: opened.rolled_back,
         })

@@ -25,7 +25,11 @@ impl Kms {
     /// The key `key_id` (already resolved), after any time-driven change that
     /// is due. A key past its `DeleteDate` is purged here and is not found.
     pub(crate) fn entry(&self, key_id: &str) -> Result<Arc<KeyEntry>> {
-        let cached = self.cache.get(key_id)?;
+        let cached = if self.reads_through() {
+            Some(self.fresh_entry(key_id)?)
+        } else {
+            self.cache.get(key_id)?
+        };
         let entry = match cached {
             Some(e) => e,
             None => {

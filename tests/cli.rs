@@ -155,7 +155,12 @@ fn global_options_before_or_after_the_action() {
     // Missing altogether.
     let out = localkms().args(["ListKeys"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert_one_line_error(&out, "--data-dir is required");
+    let want = if cfg!(feature = "postgres") {
+        "--data-dir, --postgres or --postgres-env is required"
+    } else {
+        "--data-dir is required"
+    };
+    assert_one_line_error(&out, want);
 }
 
 #[test]

@@ -3,9 +3,16 @@ port 0 against a temporary store, and one client per SDK mode.
 
 The binary is $LOCALKMS_BIN, or target/release/localkms, or
 target/debug/localkms (scripts/sdk-tests.sh builds the release one with
-`--features cli`).
+`--features cli,postgres`).
+
+With LOCALKMS_SDK_STORE=postgres every `serve` keeps its store in a
+throwaway PostgreSQL server (pgserver.py) with `--cache-ttl 0`, and the
+`gateway` fixture is TWO `serve` processes on one schema: the clients made
+for it alternate their requests between the two.
 """
 
+import hashlib
+import itertools
 import json
 import os
 import pathlib
@@ -29,6 +36,51 @@ ACCESS_KEY_SECRET = "testsecret"
 REGION = "cn-hangzhou"
 # The environment variable `serve` reads the secret from.
 SECRET_ENV = "LOCALKMS_TEST_ACCESS_KEY_SECRET"
+# The environment variable `serve` reads the PostgreSQL URL from.
+PG_URL_ENV = "LOCALKMS_TEST_PG_URL"
+# "postgres": every store in PostgreSQL, two processes behind `gateway`.
+STORE = os.environ.get("LOCALKMS_SDK_STORE", "sled")
+if STORE not in ("sled", "postgres"):
+    raise RuntimeError(f"LOCALKMS_SDK_STORE={STORE!r}: expected sled or postgres")
+
+
+class PostgresStore:
+    """The session's PostgreSQL server and the root key file its stores use."""
+
+    def __init__(self):
+        from pgserver import PgServer
+        self.server = PgServer()
+        self.dir = tempfile.TemporaryDirectory(prefix="localkms-sdk-root-")
+        self.root_key = pathlib.Path(self.dir.name) / "root.key"
+        fd = os.open(self.root_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex())
+
+    def args(self, data_dir):
+        """`serve` options for the store standing in for `data_dir`: one
+        schema per directory, so a restart finds its store again."""
+        schema = "sdk_" + hashlib.sha256(str(data_dir).encode()).hexdigest()[:16]
+        return ["--postgres-env", PG_URL_ENV, "--postgres-schema", schema,
+                "--root-key-file", str(self.root_key)]
+
+    def close(self):
+        self.server.stop()
+        self.dir.cleanup()
+
+
+_POSTGRES = None
+
+
+def postgres_store():
+    global _POSTGRES
+    if _POSTGRES is None:
+        _POSTGRES = PostgresStore()
+    return _POSTGRES
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _POSTGRES is not None:
+        _POSTGRES.close()
 
 
 def localkms_binary():
@@ -49,10 +101,18 @@ class Gateway:
     def __init__(self, data_dir, access_key_id=ACCESS_KEY_ID, secret=ACCESS_KEY_SECRET,
                  extra_args=()):
         self.log = tempfile.NamedTemporaryFile(prefix="localkms-serve-", suffix=".log")
+        env = {**os.environ, SECRET_ENV: secret}
+        if STORE == "postgres":
+            pg = postgres_store()
+            store_args = pg.args(data_dir)
+            extra_args = ["--cache-ttl", "0", *extra_args]
+            env[PG_URL_ENV] = pg.server.url
+        else:
+            store_args = ["--data-dir", str(data_dir)]
         self.proc = subprocess.Popen(
             [
                 str(localkms_binary()),
-                "--data-dir", str(data_dir),
+                *store_args,
                 "serve",
                 "--listen", "127.0.0.1:0",
                 "--access-key-id", access_key_id,
@@ -62,7 +122,7 @@ class Gateway:
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
-            env={**os.environ, SECRET_ENV: secret},
+            env=env,
         )
         line = self.proc.stdout.readline()
         m = re.fullmatch(r"listening on http://127\.0\.0\.1:(\d+)\n", line)
@@ -86,16 +146,45 @@ class Gateway:
                 self.proc.kill()
 
 
+class GatewayPair:
+    """Two `serve` processes on one PostgreSQL store. `endpoint` alternates
+    between them; an SDK client made with either (make_sdk) alternates its
+    requests between both."""
+
+    def __init__(self, data_dir):
+        self.gateways = [Gateway(data_dir), Gateway(data_dir)]
+        self.endpoints = [gw.endpoint for gw in self.gateways]
+        self._next = itertools.cycle(self.endpoints)
+        for endpoint in self.endpoints:
+            PAIRED[endpoint] = self.endpoints
+
+    @property
+    def endpoint(self):
+        return next(self._next)
+
+    def stop(self, sig=signal.SIGTERM):
+        codes = [gw.stop(sig) for gw in self.gateways]
+        return max(codes, key=abs)
+
+    def log_text(self):
+        return "".join(gw.log_text() for gw in self.gateways)
+
+
+# endpoint -> the endpoints of its pair, for make_sdk.
+PAIRED = {}
+
+
 @pytest.fixture(scope="session")
 def gateway():
     with tempfile.TemporaryDirectory() as data_dir:
-        gw = Gateway(data_dir)
+        gw = GatewayPair(data_dir) if STORE == "postgres" else Gateway(data_dir)
         yield gw
         assert gw.stop() == 0, "localkms serve must exit cleanly on SIGTERM"
         # Every request was logged, without a parameter's value.
-        log = gw.log_text()
-        assert "localkms::serve: request" in log and "action=Encrypt" in log, log[-2000:]
-        assert "testsecret" not in log
+        logs = [g.log_text() for g in getattr(gw, "gateways", [gw])]
+        for log in logs:
+            assert "localkms::serve: request" in log and "action=Encrypt" in log, log[-2000:]
+            assert "testsecret" not in log
 
 
 class SdkError(Exception):
@@ -195,7 +284,34 @@ CALLED = set()
 REFUSED = set()
 
 
+class Alternating:
+    """One SDK mode's clients for each endpoint of a pair: each call goes to
+    the next one in turn."""
+
+    def __init__(self, clients):
+        self.clients = clients
+        self._next = itertools.cycle(clients)
+        self.name = clients[0].name
+
+    def call(self, action, **params):
+        return next(self._next).call(action, **params)
+
+    def request(self, action, params, **kw):
+        return next(self._next).request(action, params, **kw)
+
+    def do(self, req):
+        return self.clients[0].do(req)  # the request names its endpoint
+
+
 def make_sdk(kind, endpoint, **kw):
+    pair = PAIRED.get(endpoint)
+    if pair is not None:
+        start = pair.index(endpoint)
+        return Alternating([make_one_sdk(kind, e, **kw) for e in pair[start:] + pair[:start]])
+    return make_one_sdk(kind, endpoint, **kw)
+
+
+def make_one_sdk(kind, endpoint, **kw):
     if kind == "old":
         return OldSdk(endpoint, **kw)
     if kind == "tea-acs3":

@@ -133,8 +133,14 @@ def test_disabled_cmk_refuses_get_secret_value(sdk):
 def test_default_key_is_a_service_key(sdk):
     name = new_secret(sdk)
     key = sdk.call("DescribeSecret", SecretName=name)["EncryptionKeyId"]
-    listed = sdk.call("ListKeys", PageSize=100)["Keys"]["Key"]
-    assert key in [k["KeyId"] for k in listed]
+    listed, page = [], 1
+    while True:  # the session's store may hold more than a page of keys
+        body = sdk.call("ListKeys", PageSize=100, PageNumber=page)
+        listed += [k["KeyId"] for k in body["Keys"]["Key"]]
+        if len(listed) >= body["TotalCount"] or not body["Keys"]["Key"]:
+            break
+        page += 1
+    assert key in listed
     fails(sdk, "Rejected.ResourceInUse", 409, "DisableKey", KeyId=key)
     fails(sdk, "Rejected.ResourceInUse", 409, "ScheduleKeyDeletion", KeyId=key, PendingWindowInDays=7)
 

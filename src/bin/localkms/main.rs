@@ -14,7 +14,13 @@
 //! one line on stderr and exit status 2.
 //!
 //! The global options (`--data-dir`, `--root-key-file`, `--root-key-env`,
-//! `--log`) may stand before or after the subcommand.
+//! `--log`, and with feature `postgres` `--postgres`, `--postgres-env`,
+//! `--postgres-schema`) may stand before or after the subcommand.
+//!
+//! ```text
+//! LOCALKMS_PG='postgresql://kms:PASSWORD@db.internal/kms?sslmode=require' \
+//!     localkms --postgres-env LOCALKMS_PG --root-key-file /etc/localkms/root.key ListKeys
+//! ```
 
 mod serve;
 mod store_cmds;
@@ -23,7 +29,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
-use localkms::{Kms, wire};
+use localkms::{Kms, KmsBuilder, wire};
 
 /// The global options: (long name, value name, help).
 const GLOBALS: &[(&str, &str, &str)] = &[
@@ -49,6 +55,32 @@ const GLOBALS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The PostgreSQL global options (feature `postgres`).
+#[cfg(feature = "postgres")]
+const PG_GLOBALS: &[(&str, &str, &str)] = &[
+    (
+        "postgres",
+        "URL",
+        "Keep the store in PostgreSQL at URL (postgresql://USER:PASSWORD@HOST:PORT/DB?sslmode=require) instead of --data-dir; prefer --postgres-env, which keeps the password out of argv",
+    ),
+    (
+        "postgres-env",
+        "VAR",
+        "As --postgres, with the URL read from the environment variable VAR",
+    ),
+    (
+        "postgres-schema",
+        "NAME",
+        "The schema holding the store in the PostgreSQL database [default: localkms]",
+    ),
+];
+#[cfg(not(feature = "postgres"))]
+const PG_GLOBALS: &[(&str, &str, &str)] = &[];
+
+/// The schema `--postgres-schema` defaults to.
+#[cfg(feature = "postgres")]
+const DEFAULT_SCHEMA: &str = "localkms";
+
 fn cli() -> Command {
     let mut cmd = Command::new("localkms")
         .version(env!("CARGO_PKG_VERSION"))
@@ -63,7 +95,7 @@ fn cli() -> Command {
         .subcommand_value_name("ACTION")
         .subcommand_help_heading("Actions")
         .allow_external_subcommands(true);
-    for (id, value_name, help) in GLOBALS {
+    for (id, value_name, help) in GLOBALS.iter().chain(PG_GLOBALS) {
         cmd = cmd.arg(
             Arg::new(*id)
                 .long(*id)
@@ -99,6 +131,23 @@ struct Globals {
     root_key_file: Option<String>,
     root_key_env: Option<String>,
     log: Option<String>,
+    #[cfg(feature = "postgres")]
+    postgres: Option<String>,
+    #[cfg(feature = "postgres")]
+    postgres_env: Option<String>,
+    #[cfg(feature = "postgres")]
+    postgres_schema: Option<String>,
+}
+
+/// Where the store is, as the options name it.
+enum StoreArg<'a> {
+    Dir(&'a str),
+    #[cfg(feature = "postgres")]
+    Postgres {
+        /// May hold a password: never shown.
+        url: zeroize::Zeroizing<String>,
+        schema: &'a str,
+    },
 }
 
 impl Globals {
@@ -109,6 +158,12 @@ impl Globals {
             root_key_file: get("root-key-file"),
             root_key_env: get("root-key-env"),
             log: get("log"),
+            #[cfg(feature = "postgres")]
+            postgres: get("postgres"),
+            #[cfg(feature = "postgres")]
+            postgres_env: get("postgres-env"),
+            #[cfg(feature = "postgres")]
+            postgres_schema: get("postgres-schema"),
         }
     }
 
@@ -121,36 +176,127 @@ impl Globals {
             "root-key-file" => &mut self.root_key_file,
             "root-key-env" => &mut self.root_key_env,
             "log" => &mut self.log,
+            #[cfg(feature = "postgres")]
+            "postgres" => &mut self.postgres,
+            #[cfg(feature = "postgres")]
+            "postgres-env" => &mut self.postgres_env,
+            #[cfg(feature = "postgres")]
+            "postgres-schema" => &mut self.postgres_schema,
             _ => return Ok(false),
         };
         set_once(slot, name, value.to_owned())?;
         Ok(true)
     }
 
-    /// Opens the store the options name.
-    fn open(&self) -> Result<Kms, String> {
-        let dir = self.data_dir.clone().unwrap_or_default();
-        self.builder()?
-            .build()
-            .map_err(|e| format!("cannot open the store in {dir}: {e}"))
+    /// The store the options name, checked: a usage error otherwise.
+    fn store(&self) -> Result<StoreArg<'_>, String> {
+        if self.root_key_file.is_some() && self.root_key_env.is_some() {
+            return Err("--root-key-file and --root-key-env cannot be used together".into());
+        }
+        #[cfg(feature = "postgres")]
+        if let Some(store) = self.postgres_store()? {
+            return Ok(store);
+        }
+        match &self.data_dir {
+            Some(dir) => Ok(StoreArg::Dir(dir)),
+            None if cfg!(feature = "postgres") => {
+                Err("--data-dir, --postgres or --postgres-env is required".into())
+            }
+            None => Err("--data-dir is required".into()),
+        }
     }
 
-    /// The builder of the store the options name.
-    fn builder(&self) -> Result<localkms::KmsBuilder, String> {
-        let Some(dir) = &self.data_dir else {
-            return Err("--data-dir is required".into());
-        };
-        let builder = Kms::builder().sled(dir);
-        let builder = match (&self.root_key_file, &self.root_key_env) {
+    /// The PostgreSQL store, if the options name one.
+    #[cfg(feature = "postgres")]
+    fn postgres_store(&self) -> Result<Option<StoreArg<'_>>, String> {
+        let url = match (&self.postgres, &self.postgres_env) {
             (Some(_), Some(_)) => {
-                return Err("--root-key-file and --root-key-env cannot be used together".into());
+                return Err("--postgres and --postgres-env cannot be used together".into());
             }
-            (Some(file), None) => builder.root_key_file(file),
+            (Some(url), None) => zeroize::Zeroizing::new(url.clone()),
+            (None, Some(var)) => match std::env::var(var) {
+                Ok(url) if !url.is_empty() => zeroize::Zeroizing::new(url),
+                Ok(_) | Err(std::env::VarError::NotPresent) => {
+                    return Err(format!(
+                        "--postgres-env {var}: the variable is not set or empty"
+                    ));
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return Err(format!("--postgres-env {var}: the value is not UTF-8"));
+                }
+            },
+            (None, None) => {
+                if self.postgres_schema.is_some() {
+                    return Err("--postgres-schema needs --postgres or --postgres-env".into());
+                }
+                return Ok(None);
+            }
+        };
+        let flag = if self.postgres.is_some() {
+            "--postgres"
+        } else {
+            "--postgres-env"
+        };
+        if self.data_dir.is_some() {
+            return Err(format!("--data-dir and {flag} cannot be used together"));
+        }
+        if self.root_key_file.is_none() && self.root_key_env.is_none() {
+            return Err(format!(
+                "{flag} needs --root-key-file or --root-key-env: \
+                 a PostgreSQL store has no directory to keep its root key beside"
+            ));
+        }
+        let schema = self.postgres_schema.as_deref().unwrap_or(DEFAULT_SCHEMA);
+        Ok(Some(StoreArg::Postgres { url, schema }))
+    }
+
+    /// Opens the store the options name, with `configure` applied to the
+    /// builder. Usage errors (see [`Globals::store`]) come first, as
+    /// `Err(Usage)`.
+    fn open_with(
+        &self,
+        configure: impl FnOnce(KmsBuilder) -> KmsBuilder,
+    ) -> Result<Kms, OpenError> {
+        let store = self.store().map_err(OpenError::Usage)?;
+        let (builder, place) = match &store {
+            StoreArg::Dir(dir) => (Kms::builder().sled(dir), format!("the store in {dir}")),
+            #[cfg(feature = "postgres")]
+            StoreArg::Postgres { url, schema } => {
+                let place = format!("the PostgreSQL store in schema {schema}");
+                let pg = localkms::store::PostgresKeystore::connect(url, schema)
+                    .map_err(|e| OpenError::Failure(format!("cannot open {place}: {e}")))?;
+                (Kms::builder().keystore(pg), place)
+            }
+        };
+        let builder = match (&self.root_key_file, &self.root_key_env) {
+            (Some(file), _) => builder.root_key_file(file),
             (None, Some(var)) => builder.root_key_env(var),
             (None, None) => builder.root_key_beside_store(),
         };
-        Ok(builder)
+        configure(builder)
+            .build()
+            .map_err(|e| OpenError::Failure(format!("cannot open {place}: {e}")))
     }
+
+    /// Opens the store, or prints why not and gives the exit status.
+    fn open_or_exit(
+        &self,
+        configure: impl FnOnce(KmsBuilder) -> KmsBuilder,
+    ) -> Result<Kms, ExitCode> {
+        self.open_with(configure).map_err(|e| match e {
+            OpenError::Usage(msg) => usage_error(&msg),
+            OpenError::Failure(msg) => failure(&msg),
+        })
+    }
+}
+
+/// Why the store did not open.
+#[derive(Debug)]
+enum OpenError {
+    /// The options are wrong (exit status 2).
+    Usage(String),
+    /// The store refused (exit status 1).
+    Failure(String),
 }
 
 fn set_once<T>(slot: &mut Option<T>, name: &str, value: T) -> Result<(), String> {
@@ -298,10 +444,9 @@ fn run_action(mut globals: Globals, action: &str, sub: &ArgMatches) -> ExitCode 
     if let Err(msg) = init_logging(globals.log.as_deref(), "warn") {
         return usage_error(&msg);
     }
-    let kms = match globals.open() {
+    let kms = match globals.open_or_exit(|b| b) {
         Ok(k) => k,
-        Err(msg) if globals.data_dir.is_none() => return usage_error(&msg),
-        Err(msg) => return failure(&msg),
+        Err(status) => return status,
     };
     let response = wire::dispatch(&kms, &params);
     if response.status == 200 {

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use localkms::wire::{self, HttpRequest, Verifier};
@@ -80,6 +80,16 @@ pub(crate) fn command() -> Command {
                 ),
         )
         .arg(
+            Arg::new("cache-ttl")
+                .long("cache-ttl")
+                .value_name("DURATION")
+                .help(
+                    "How long a key's metadata may be served from this process's cache before \
+                     it is read again from the store, e.g. 0 (always read), 500ms, 1s, 2m; \
+                     for several processes on one store [default: the library's]",
+                ),
+        )
+        .arg(
             Arg::new("audit-log")
                 .long("audit-log")
                 .value_name("FILE")
@@ -95,6 +105,7 @@ struct Options {
     fixtures: Option<String>,
     faults: Vec<String>,
     audit_log: Option<String>,
+    cache_ttl: Option<Duration>,
 }
 
 fn options(m: &ArgMatches) -> Result<Options, String> {
@@ -122,7 +133,38 @@ fn options(m: &ArgMatches) -> Result<Options, String> {
             .map(|v| v.cloned().collect())
             .unwrap_or_default(),
         audit_log: get("audit-log"),
+        cache_ttl: get("cache-ttl")
+            .map(|text| parse_duration(&text).map_err(|e| format!("--cache-ttl {text:?}: {e}")))
+            .transpose()?,
     })
+}
+
+/// Parses a duration: `0`, or a whole number with a unit `ms`, `s` or `m`
+/// (`500ms`, `1s`, `2m`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected 0 or a whole number with a unit ms, s or m, such as 500ms";
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| EXPECTED.to_owned())?;
+    let (digits, unit) = text.split_at(split);
+    if digits.is_empty() {
+        return Err(EXPECTED.into());
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{digits} is too large"))?;
+    let millis = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        _ => return Err(EXPECTED.into()),
+    };
+    millis
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 /// Parses one `--fault ACTION:N:FAULT` rule and sets it.
@@ -170,10 +212,12 @@ pub(crate) fn run(globals: &Globals, m: &ArgMatches) -> ExitCode {
         }
     };
     let verifier = Verifier::new(opts.access_key_id, secret);
-    let kms = match globals.open() {
+    let kms = match globals.open_or_exit(|b| match opts.cache_ttl {
+        Some(ttl) => b.cache_ttl(ttl),
+        None => b,
+    }) {
         Ok(k) => k,
-        Err(msg) if globals.data_dir.is_none() => return usage_error(&msg),
-        Err(msg) => return failure(&msg),
+        Err(status) => return status,
     };
     for spec in &opts.faults {
         if let Err(msg) = add_fault(&kms, spec) {
@@ -359,6 +403,28 @@ mod tests {
             assert!(e.starts_with(&format!("--fault {bad}:")), "{e}");
             assert!(!e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn cache_ttl_durations() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in [
+            "",
+            "1",
+            "s",
+            "1.5s",
+            "-1s",
+            "1h",
+            "1 s",
+            "99999999999999999999ms",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert!(parse_duration("18446744073709551615m").is_err());
     }
 
     #[test]

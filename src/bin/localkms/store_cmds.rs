@@ -58,13 +58,7 @@ pub(crate) fn run(globals: &Globals, name: &str, sub: &ArgMatches) -> ExitCode {
 }
 
 fn open(globals: &Globals) -> Result<localkms::Kms, ExitCode> {
-    globals.open().map_err(|msg| {
-        if globals.data_dir.is_none() {
-            usage_error(&msg)
-        } else {
-            failure(&msg)
-        }
-    })
+    globals.open_or_exit(|b| b)
 }
 
 fn verify(globals: &Globals) -> ExitCode {
@@ -122,20 +116,17 @@ fn restore(globals: &Globals, path: &str) -> ExitCode {
         Ok(b) => b,
         Err(e) => return failure(&format!("cannot read {path}: {e}")),
     };
-    let builder = match globals.builder() {
-        Ok(b) => b,
-        Err(msg) => return usage_error(&msg),
+    let kms = match globals.open_or_exit(|b| b.restore(bytes.as_slice())) {
+        Ok(k) => k,
+        Err(code) => return code,
     };
-    match builder.restore(bytes.as_slice()).build() {
-        Ok(kms) => match kms.verify() {
-            Ok(r) if r.is_ok() => {
-                println!("restored {path}: {r}");
-                ExitCode::SUCCESS
-            }
-            Ok(r) => failure(&format!("restored, but verify failed: {r}")),
-            Err(e) => failure(&format!("restored, but verify failed: {e}")),
-        },
-        Err(e) => failure(&format!("cannot restore {path}: {e}")),
+    match kms.verify() {
+        Ok(r) if r.is_ok() => {
+            println!("restored {path}: {r}");
+            ExitCode::SUCCESS
+        }
+        Ok(r) => failure(&format!("restored, but verify failed: {r}")),
+        Err(e) => failure(&format!("restored, but verify failed: {e}")),
     }
 }
 

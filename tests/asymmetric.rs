@@ -990,3 +990,45 @@ fn fixtures_carry_specs_and_usages() {
         );
     }
 }
+
+/// SPEC 13: the key handle of `kms.key(..)` signs too, through the
+/// `signature` traits, with the primary version unless one is named, and
+/// follows its alias.
+#[test]
+fn the_key_handle_signs_with_the_signature_traits() {
+    use signature::{Signer, Verifier};
+    let (kms, _) = kms();
+    let (id, v1) = key(&kms, KeySpec::EcP256, None);
+    kms.create_alias("alias/signer", &id).unwrap();
+    let handle = kms.key("alias/signer");
+    let sig: p256::ecdsa::DerSignature = handle.try_sign(b"token").unwrap();
+    let pem = kms.get_public_key(&id, &v1).unwrap().public_key;
+    let vk: p256::ecdsa::VerifyingKey =
+        p256::pkcs8::DecodePublicKey::from_public_key_pem(&pem).unwrap();
+    vk.verify(b"token", &sig).unwrap();
+    handle.verify(b"token", &sig).unwrap();
+    assert!(handle.verify(b"other", &sig).is_err());
+    // A new primary version signs from now on; the old one still verifies
+    // when named.
+    let v2 = kms.create_key_version(&id).unwrap().key_version_id;
+    let sig2: p256::ecdsa::DerSignature = handle.try_sign(b"token").unwrap();
+    let pem2 = kms.get_public_key(&id, &v2).unwrap().public_key;
+    let vk2: p256::ecdsa::VerifyingKey =
+        p256::pkcs8::DecodePublicKey::from_public_key_pem(&pem2).unwrap();
+    vk2.verify(b"token", &sig2).unwrap();
+    kms.key("alias/signer")
+        .with_version(v1.clone())
+        .verify(b"token", &sig)
+        .unwrap();
+    // The alias moves to another key: the handle follows it.
+    let (other, ov) = key(&kms, KeySpec::EcP256, None);
+    kms.update_alias("alias/signer", &other).unwrap();
+    let sig3: p256::ecdsa::DerSignature = handle.try_sign(b"token").unwrap();
+    let pem3 = kms.get_public_key(&other, &ov).unwrap().public_key;
+    let vk3: p256::ecdsa::VerifyingKey =
+        p256::pkcs8::DecodePublicKey::from_public_key_pem(&pem3).unwrap();
+    vk3.verify(b"token", &sig3).unwrap();
+    // A symmetric key's handle refuses to sign, cleanly.
+    let aes = kms.create_key(&Default::default()).unwrap().key_id;
+    assert!(Signer::<p256::ecdsa::DerSignature>::try_sign(&kms.key(aes), b"m").is_err());
+}

@@ -757,6 +757,20 @@ macro_rules! signature_traits {
                 self.try_verify_as($specs, $alg, msg, &$to)
             }
         }
+
+        impl signature::Signer<$sig> for crate::ops::handle::KeyHandle {
+            fn try_sign(&self, msg: &[u8]) -> signature::Result<$sig> {
+                let h = self.asymmetric().map_err(signature::Error::from_source)?;
+                signature::Signer::<$sig>::try_sign(&h, msg)
+            }
+        }
+
+        impl signature::Verifier<$sig> for crate::ops::handle::KeyHandle {
+            fn verify(&self, msg: &[u8], signature: &$sig) -> signature::Result<()> {
+                let h = self.asymmetric().map_err(signature::Error::from_source)?;
+                signature::Verifier::<$sig>::verify(&h, msg, signature)
+            }
+        }
     )*};
 }
 

@@ -176,6 +176,22 @@ impl KeyHandle {
         self.version.as_deref()
     }
 
+    /// This key as an asymmetric key, for signing and verifying: the version
+    /// named by [`KeyHandle::with_version`], else the key's primary version
+    /// now (SPEC section 13). The name is resolved again on each call, so an
+    /// alias that moves is followed. The handle itself implements
+    /// `signature::Signer` and `signature::Verifier` through this.
+    ///
+    /// # Errors
+    /// As [`Kms::describe_key`] when the primary version is looked up.
+    pub fn asymmetric(&self) -> Result<crate::ops::asymmetric::AsymmetricKeyHandle<'_>> {
+        let version = match &self.version {
+            Some(v) => v.clone(),
+            None => self.kms.describe_key(&self.key)?.primary_key_version,
+        };
+        Ok(self.kms.asymmetric_key(self.key.clone(), version))
+    }
+
     /// The key id the name resolves to now.
     ///
     /// # Errors

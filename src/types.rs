@@ -170,6 +170,7 @@ wire_enum!(
 /// Unset values are `""`; timestamps are `YYYY-MM-DDThh:mm:ssZ`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "PascalCase")]
+#[non_exhaustive]
 pub struct KeyMetadata {
     /// When the key was created.
     pub creation_date: String,

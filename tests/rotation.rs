@@ -626,14 +626,9 @@ fn update_key_description_replaces_the_description(kms: Kms, clock: ManualClock)
     kms.update_key_description(&key, "second").expect("update");
     let after = kms.describe_key(&key).expect("describe");
     assert_eq!(after.description, "second");
-    assert_eq!(
-        localkms::KeyMetadata {
-            description: "first".into(),
-            ..after
-        },
-        m,
-        "nothing else changes"
-    );
+    let mut expected = after.clone();
+    expected.description = "first".into();
+    assert_eq!(expected, m, "nothing else changes");
     let ok = "é".repeat(8192);
     kms.update_key_description(&key, &ok).expect("8192");
     assert_eq!(kms.describe_key(&key).expect("describe").description, ok);

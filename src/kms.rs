@@ -59,6 +59,12 @@ pub struct Config {
     /// a change made by another process sharing the store is honoured
     /// within this bound. Zero reads through on every use. Default 1 s.
     pub cache_ttl: std::time::Duration,
+    /// How long a root-key rotation's exclusive lease on a shared store
+    /// lasts (SPEC section 9): other holders' writes wait while it is held,
+    /// and a lease whose holder died lapses after it. A rotation that runs
+    /// longer fails, changing nothing, if another holder wrote meanwhile.
+    /// Default 5 minutes.
+    pub rotation_lease: std::time::Duration,
 }
 
 impl Default for Config {
@@ -69,6 +75,7 @@ impl Default for Config {
             durability: Durability::Durable,
             max_keys: None,
             cache_ttl: DEFAULT_CACHE_TTL,
+            rotation_lease: crate::store::sealed::DEFAULT_ROTATION_LEASE,
         }
     }
 }
@@ -329,6 +336,14 @@ impl KmsBuilder {
         self
     }
 
+    /// How long a root-key rotation's exclusive lease on a shared store
+    /// (PostgreSQL) lasts, on the service's clock (default 5 minutes; see
+    /// [`Config::rotation_lease`]).
+    pub fn rotation_lease(mut self, lease: std::time::Duration) -> Self {
+        self.config.rotation_lease = lease;
+        self
+    }
+
     /// Keeps the witness (SPEC section 9) in `path` instead of the store's
     /// directory: on other media, beside the root key, it also catches an old
     /// copy of the whole store directory put back. Any backend can have one.
@@ -464,6 +479,8 @@ impl KmsBuilder {
             witness,
             recover_rolled_back: self.recover_rolled_back,
             restored: self.restore.is_some(),
+            clock: Some(Arc::clone(&self.clock)),
+            rotation_lease: Some(self.config.rotation_lease),
         };
         let mut inner = Kms::from_parts(store, root, self.clock, self.config, &opts)?;
         inner.toolkit.rng = match (self.deterministic_seed, self.rng) {

@@ -283,6 +283,15 @@ pub trait Keystore: Send + Sync + fmt::Debug {
     /// A backend failure.
     fn flush(&self) -> Result<(), StoreError>;
 
+    /// True when other processes may hold the store at the same time (a
+    /// database server). Root-key rotation then takes an exclusive lease
+    /// (SPEC section 9) that other holders' writes wait for. A store that
+    /// only one process can open answers `false` (the default), so a lease
+    /// left by a crash cannot outlive the process that held it.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Calls `visit(ns, id, value)` on every record of every namespace, in
     /// any order. Verification ([`crate::Kms::verify`]), migration and backup
     /// read the whole store through it.
@@ -446,6 +455,7 @@ pub mod golden {
             seq,
             count,
             digest: sealed::Digest(digest),
+            lease: None,
         }
         .encode()
     }

@@ -74,7 +74,7 @@ use std::time::Duration;
 
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 
-use super::{Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError};
+use super::{Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, Visitor, record};
 
 mod tls;
 
@@ -406,6 +406,39 @@ impl Keystore for PostgresKeystore {
 
     fn flush(&self) -> Result<(), StoreError> {
         // Every commit that returned is already durable on the server.
+        Ok(())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    /// Every record, read in one repeatable-read transaction: a consistent
+    /// snapshot while other processes write (backup, verify and root-key
+    /// rotation rely on it). The rows are read in full before `visit` sees
+    /// the first, so a read retried on a fresh connection visits nothing
+    /// twice.
+    fn visit_all(&self, visit: &mut Visitor<'_>) -> Result<(), StoreError> {
+        let rows = self.run(|conn, sql, _| {
+            let stmt = conn.prepared(sql, Q::ScanFrom)?;
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let mut out: Vec<(&'static str, Vec<u8>, Vec<u8>)> = Vec::new();
+            for ns in record::NAMESPACES.iter().copied().chain([record::NS_HEAD]) {
+                for row in tx.query(&stmt, &[&ns, &&b""[..], &i64::MAX, &0i64])? {
+                    out.push((ns, row.try_get(0)?, row.try_get(1)?));
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })?;
+        for (ns, id, value) in rows {
+            visit(ns, &id, &value)?;
+        }
         Ok(())
     }
 }

@@ -39,6 +39,7 @@ use super::seal::{RootCell, RootKey, StoreKeys};
 use super::verify::{Report, RollBack};
 use super::witness::{self, Witness, WitnessState};
 use super::{Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::secret::fill_random;
 
@@ -49,6 +50,10 @@ const TAG_LEN: usize = 16;
 const RECORD_AAD_LABEL: &[u8] = b"localkms/record/v2\0";
 const DIGEST_LABEL: &[u8] = b"localkms/digest/v2\0";
 const HEAD_V1: u8 = 1;
+/// A head that carries a root-key rotation's lease.
+const HEAD_V2: u8 = 2;
+/// How long a rotation's lease lasts by default.
+pub(crate) const DEFAULT_ROTATION_LEASE: std::time::Duration = std::time::Duration::from_secs(300);
 /// The store id `head/store-id` is sealed with.
 const NO_STORE_ID: [u8; 16] = [0; 16];
 /// `head/rotating`: the store id sealed (as `head/store-id` is) under the new
@@ -201,27 +206,55 @@ pub(crate) struct Head {
     /// Records outside `head`.
     pub(crate) count: u64,
     pub(crate) digest: Digest,
+    /// The lease of a root-key rotation under way on a shared store.
+    pub(crate) lease: Option<Lease>,
+}
+
+/// A root-key rotation's exclusive lease on a shared store (SPEC section
+/// 9): while it runs, no other holder commits; a lease whose holder died
+/// lapses at `until_ms` on the service's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lease {
+    /// The holder: random per opened store.
+    pub(crate) owner: [u8; 16],
+    /// When it lapses, in milliseconds since the epoch.
+    pub(crate) until_ms: i64,
 }
 
 impl Head {
-    /// `0x01 || seq u64 BE || count u64 BE || digest (32 bytes)`.
+    /// `0x01 || seq u64 BE || count u64 BE || digest (32 bytes)`, or with a
+    /// lease `0x02 || the same || owner (16 bytes) || until_ms i64 BE`.
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(49);
-        out.push(HEAD_V1);
+        let mut out = Vec::with_capacity(73);
+        out.push(if self.lease.is_some() {
+            HEAD_V2
+        } else {
+            HEAD_V1
+        });
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.count.to_be_bytes());
         out.extend_from_slice(&self.digest.0);
+        if let Some(lease) = &self.lease {
+            out.extend_from_slice(&lease.owner);
+            out.extend_from_slice(&lease.until_ms.to_be_bytes());
+        }
         out
     }
 
     pub(crate) fn decode(b: &[u8]) -> Option<Self> {
-        if b.len() != 49 || b[0] != HEAD_V1 {
-            return None;
-        }
+        let lease = match (b.first(), b.len()) {
+            (Some(&HEAD_V1), 49) => None,
+            (Some(&HEAD_V2), 73) => Some(Lease {
+                owner: b[49..65].try_into().ok()?,
+                until_ms: i64::from_be_bytes(b[65..73].try_into().ok()?),
+            }),
+            _ => return None,
+        };
         Some(Self {
             seq: u64::from_be_bytes(b[1..9].try_into().ok()?),
             count: u64::from_be_bytes(b[9..17].try_into().ok()?),
             digest: Digest(b[17..49].try_into().ok()?),
+            lease,
         })
     }
 }
@@ -235,6 +268,11 @@ pub(crate) struct OpenOptions {
     pub(crate) recover_rolled_back: bool,
     /// The store was just restored from a backup: its witness starts anew.
     pub(crate) restored: bool,
+    /// The service's clock, for rotation leases (default: the system's).
+    pub(crate) clock: Option<Arc<dyn Clock>>,
+    /// How long a rotation's lease lasts on a shared store (default
+    /// [`DEFAULT_ROTATION_LEASE`]).
+    pub(crate) rotation_lease: Option<std::time::Duration>,
 }
 
 /// What opening found.
@@ -290,6 +328,12 @@ pub(crate) struct SealedStore {
     /// The sequence of the last commit applied.
     seq: AtomicU64,
     witness: Option<Witness>,
+    /// The service's clock, for rotation leases.
+    clock: Arc<dyn Clock>,
+    /// How long this holder's rotation lease lasts, in milliseconds.
+    lease_ms: i64,
+    /// This holder's lease owner id: random per open.
+    owner: [u8; 16],
 }
 
 impl fmt::Debug for SealedStore {
@@ -410,6 +454,18 @@ impl SealedStore {
             commit: Mutex::new(()),
             seq: AtomicU64::new(0),
             witness: None,
+            clock: opts.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
+            lease_ms: i64::try_from(
+                opts.rotation_lease
+                    .unwrap_or(DEFAULT_ROTATION_LEASE)
+                    .as_millis(),
+            )
+            .unwrap_or(i64::MAX),
+            owner: {
+                let mut owner = [0u8; 16];
+                fill_random(&mut owner)?;
+                owner
+            },
         };
         if !opened.created && !opened.migrated {
             let format = store
@@ -483,8 +539,18 @@ impl SealedStore {
             Ok(())
         })?;
         let n = records.len() as u64;
-        let seq = self.seq();
-        let bytes = super::backup::encode(&self.root.get(), &self.store_id, seq, records)?;
+        let root = self.root.get();
+        // The commit of the snapshot is its own head's (on a shared store,
+        // other processes may have committed since this one last did).
+        let seq = records
+            .iter()
+            .find(|(ns, id, _)| ns == NS_HEAD && id == HEAD_HEAD)
+            .and_then(|(_, _, sealed)| {
+                open_record(root.keys(), &self.store_id, NS_HEAD, HEAD_HEAD, sealed)
+            })
+            .and_then(|plain| Head::decode(&plain))
+            .map_or_else(|| self.seq(), |head| head.seq);
+        let bytes = super::backup::encode(&root, &self.store_id, seq, records)?;
         let info = super::BackupInfo {
             seq,
             records: n,
@@ -583,6 +649,10 @@ impl SealedStore {
             .lock()
             .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
         let mut head = snap.head;
+        self.refuse_foreign_lease(&head)?;
+        // A lease that lapsed (its holder died, or overran) is broken here:
+        // the rotation's own switch then fails, changing nothing.
+        head.lease = None;
         let root = self.root.get();
         let mut out = Batch::new();
         stage(
@@ -629,6 +699,23 @@ impl SealedStore {
         Ok(head.seq)
     }
 
+    /// Refuses a write while another holder's rotation lease is live.
+    fn refuse_foreign_lease(&self, head: &Head) -> Result<()> {
+        match head.lease {
+            Some(lease) if lease.owner != self.owner => {
+                let left = lease.until_ms.saturating_sub(self.clock.now_millis());
+                if left > 0 {
+                    return Err(Error::Storage(StoreError::Locked(format!(
+                        "another process is rotating the store's root key (its lease lapses in {} s at most); writes wait for it: retry",
+                        left.saturating_add(999) / 1000
+                    ))));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Seals and applies `batch` (which depends on nothing read before it)
     /// with the new head, atomically, retried while other writers win;
     /// returns the commit's sequence.
@@ -672,19 +759,19 @@ impl SealedStore {
             .lock()
             .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
         let mut report = Report::default();
-        let head = match self.read_head() {
-            Ok(h) => Some(h),
-            Err(_) => {
-                report.unreadable.push(record_name(NS_HEAD, HEAD_HEAD));
-                None
-            }
-        };
         let mut digest = Digest::default();
         let mut count = 0u64;
         let root = self.root.get();
         let keys = root.keys();
+        // The head is read in the same pass: on a shared store the pass is
+        // one snapshot, so other processes' commits cannot come between the
+        // head and the records.
+        let mut head_sealed = None;
         self.inner.visit_all(&mut |ns, id, sealed| {
             if ns == NS_HEAD {
+                if id == HEAD_HEAD {
+                    head_sealed = Some(sealed.to_vec());
+                }
                 return Ok(());
             }
             count += 1;
@@ -696,6 +783,12 @@ impl SealedStore {
             }
             Ok(())
         })?;
+        let head = head_sealed
+            .and_then(|sealed| open_record(keys, &self.store_id, NS_HEAD, HEAD_HEAD, &sealed))
+            .and_then(|plain| Head::decode(&plain));
+        if head.is_none() {
+            report.unreadable.push(record_name(NS_HEAD, HEAD_HEAD));
+        }
         report.records = count;
         if let Some(h) = head {
             report.head_seq = h.seq;
@@ -749,7 +842,21 @@ impl SealedStore {
                 reason: "it is the store's current root key".into(),
             });
         }
-        let head = read_head(self.inner.as_ref(), ok, &self.store_id)?;
+        // On a shared store, the lease first: every other holder's write
+        // from here on fails (its head changed) or waits (it sees the lease).
+        let mut lease = LeaseGuard {
+            store: self,
+            keys: ok,
+            leased: if self.inner.is_shared() {
+                Some(self.take_lease(ok)?)
+            } else {
+                None
+            },
+        };
+        let head = match &lease.leased {
+            Some(snap) => snap.head,
+            None => read_head(self.inner.as_ref(), ok, &self.store_id)?,
+        };
         let mut records: Vec<(&'static str, Vec<u8>, Vec<u8>)> = Vec::new();
         self.inner.visit_all(&mut |ns, id, value| {
             if ns == NS_HEAD {
@@ -811,8 +918,27 @@ impl SealedStore {
             w.prepare_next(&nk.witness, seq)?;
         }
         before()?;
-        // The switch: one atomic batch.
-        self.inner.apply(out)?;
+        // The switch: one atomic batch; on a shared store, only while the
+        // head is still the leased one (no other holder broke a lapsed lease
+        // and wrote).
+        match &lease.leased {
+            None => self.inner.apply(out)?,
+            Some(snap) => {
+                if self
+                    .inner
+                    .apply_if(&[Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)], out)?
+                    .is_err()
+                {
+                    return Err(Error::Storage(StoreError::Conflict(format!(
+                        "the rotation outlived its lease of {} s and another process wrote meanwhile: nothing was rotated (the store opens with the old root key); rotate again, with a longer rotation lease",
+                        self.lease_ms / 1000
+                    ))));
+                }
+                // The switch wrote a head without the lease.
+                lease.leased = None;
+            }
+        }
+        drop(lease);
         self.inner.flush()?;
         *root = Arc::clone(&new);
         self.seq.store(seq, Ordering::Release);
@@ -822,6 +948,93 @@ impl SealedStore {
         }
         after()?;
         Ok(seq)
+    }
+}
+
+impl SealedStore {
+    /// Takes the rotation lease of a shared store (a commit of the head
+    /// alone, with the lease in it), retrying while other writers win.
+    /// Returns the leased head.
+    fn take_lease(&self, keys: &StoreKeys) -> Result<Snapshot> {
+        let mut attempt = 0;
+        loop {
+            // Not `snapshot`: the rotation holds the root cell's write lock.
+            let sealed_head = self
+                .inner
+                .get(NS_HEAD, HEAD_HEAD)?
+                .ok_or_else(|| Error::CorruptStore("the head record is missing".into()))?;
+            let snap = Snapshot {
+                head: open_record(keys, &self.store_id, NS_HEAD, HEAD_HEAD, &sealed_head)
+                    .and_then(|p| Head::decode(&p))
+                    .ok_or_else(|| Error::CorruptStore("the head record does not open".into()))?,
+                sealed: sealed_head,
+            };
+            self.refuse_foreign_lease(&snap.head)?;
+            let mut head = snap.head;
+            head.seq += 1;
+            head.lease = Some(Lease {
+                owner: self.owner,
+                until_ms: self.clock.now_millis().saturating_add(self.lease_ms),
+            });
+            let sealed = seal_record(keys, &self.store_id, NS_HEAD, HEAD_HEAD, &head.encode())?;
+            let mut batch = Batch::new();
+            batch.put(NS_HEAD, HEAD_HEAD.to_vec(), sealed.clone());
+            let expect = [Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)];
+            match self.inner.apply_if(&expect, batch)? {
+                Ok(()) => {
+                    self.seq.fetch_max(head.seq, Ordering::AcqRel);
+                    return Ok(Snapshot { sealed, head });
+                }
+                Err(Conflict) if attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    conflict_backoff(attempt);
+                }
+                Err(Conflict) => {
+                    return Err(Error::Storage(StoreError::Conflict(
+                        "other writers kept committing: the rotation could not take its lease; nothing was rotated".into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// A rotation's lease, released (by a commit of the head without it) when
+/// the rotation fails after taking it, so other holders need not wait for
+/// it to lapse.
+struct LeaseGuard<'a> {
+    store: &'a SealedStore,
+    keys: &'a StoreKeys,
+    leased: Option<Snapshot>,
+}
+
+impl Drop for LeaseGuard<'_> {
+    fn drop(&mut self) {
+        let Some(snap) = self.leased.take() else {
+            return;
+        };
+        let mut head = snap.head;
+        head.seq += 1;
+        head.lease = None;
+        let store = self.store;
+        let Ok(sealed) = seal_record(
+            self.keys,
+            &store.store_id,
+            NS_HEAD,
+            HEAD_HEAD,
+            &head.encode(),
+        ) else {
+            return;
+        };
+        let mut batch = Batch::new();
+        batch.put(NS_HEAD, HEAD_HEAD.to_vec(), sealed);
+        // Best effort: a lease not released lapses at its time.
+        if let Ok(Ok(())) = store
+            .inner
+            .apply_if(&[Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)], batch)
+        {
+            store.seq.fetch_max(head.seq, Ordering::AcqRel);
+        }
     }
 }
 
@@ -891,6 +1104,10 @@ impl Keystore for SealedStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         SealedStore::flush(self)
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
     }
 }
 
@@ -1098,11 +1315,50 @@ mod tests {
             seq: 7,
             count: 3,
             digest: Digest([9; 32]),
+            lease: None,
         };
         assert_eq!(Head::decode(&h.encode()), Some(h));
         assert_eq!(Head::decode(&h.encode()[..48]), None);
         let mut other = h.encode();
         other[0] = 2;
         assert_eq!(Head::decode(&other), None);
+        let leased = Head {
+            lease: Some(Lease {
+                owner: [5; 16],
+                until_ms: 1_700_000_000_123,
+            }),
+            ..h
+        };
+        assert_eq!(Head::decode(&leased.encode()), Some(leased));
+        assert_eq!(Head::decode(&leased.encode()[..72]), None);
+        let mut other = leased.encode();
+        other[0] = 1;
+        assert_eq!(Head::decode(&other), None);
+    }
+
+    /// Golden vector of a head with a lease (docs/FORMAT.md).
+    #[test]
+    fn leased_head_golden_vector() {
+        let h = Head {
+            seq: 7,
+            count: 3,
+            digest: Digest([9; 32]),
+            lease: Some(Lease {
+                owner: [5; 16],
+                until_ms: 1_700_000_000_123,
+            }),
+        };
+        let hex: String = h.encode().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            concat!(
+                "02",
+                "0000000000000007",
+                "0000000000000003",
+                "0909090909090909090909090909090909090909090909090909090909090909",
+                "05050505050505050505050505050505",
+                "0000018bcfe5687b"
+            )
+        );
     }
 }

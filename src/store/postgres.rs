@@ -408,6 +408,45 @@ impl Keystore for PostgresKeystore {
         // Every commit that returned is already durable on the server.
         Ok(())
     }
+
+    /// Every record, read in one serializable read-only transaction: a
+    /// consistent snapshot while other processes write (backup and verify
+    /// rely on it; one scan per namespace would mix moments).
+    fn visit_all(&self, visit: &mut super::Visitor<'_>) -> Result<(), StoreError> {
+        for attempt in 0..APPLY_ATTEMPTS {
+            let rows = self.run(|conn, sql, _| {
+                let mut tx = conn
+                    .client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .read_only(true)
+                    .start()?;
+                let rows = match tx.query(sql.all.as_str(), &[]) {
+                    Err(e) if is_serialization_failure(&e) => return Ok(None),
+                    other => other?,
+                };
+                let records = rows
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect::<Result<Vec<(String, Vec<u8>, Vec<u8>)>, postgres::Error>>()?;
+                match tx.commit() {
+                    Err(e) if is_serialization_failure(&e) => Ok(None),
+                    other => other.map(|()| Some(records)),
+                }
+            })?;
+            if let Some(rows) = rows {
+                for (ns, id, v) in rows {
+                    visit(&ns, &id, &v)?;
+                }
+                return Ok(());
+            }
+            backoff(attempt);
+        }
+        Err(StoreError::Other(format!(
+            "PostgreSQL at {}: reading every record lost {APPLY_ATTEMPTS} serialization races in a row",
+            self.inner.server.place
+        )))
+    }
 }
 
 /// Waits a little before a retry, longer each time, up to 20 ms.
@@ -438,6 +477,8 @@ struct Sql {
     scan_from_to: String,
     scan_after: String,
     scan_after_to: String,
+    /// Every record (for [`Keystore::visit_all`]).
+    all: String,
 }
 
 impl Sql {
@@ -469,6 +510,7 @@ impl Sql {
             scan_from_to: scan(">=", true),
             scan_after: scan(">", false),
             scan_after_to: scan(">", true),
+            all: format!("SELECT ns, id, v FROM {s}.records ORDER BY ns, id"),
         }
     }
 

@@ -483,7 +483,19 @@ impl SealedStore {
             Ok(())
         })?;
         let n = records.len() as u64;
-        let seq = self.seq();
+        // The sequence of the head in the snapshot: another process sharing
+        // the store may have committed since this one last did.
+        let seq = {
+            let root = self.root.get();
+            records
+                .iter()
+                .find(|(ns, id, _)| ns == NS_HEAD && id == HEAD_HEAD)
+                .and_then(|(_, _, sealed)| {
+                    open_record(root.keys(), &self.store_id, NS_HEAD, HEAD_HEAD, sealed)
+                })
+                .and_then(|p| Head::decode(&p))
+                .map_or_else(|| self.seq(), |h| h.seq)
+        };
         let bytes = super::backup::encode(&self.root.get(), &self.store_id, seq, records)?;
         let info = super::BackupInfo {
             seq,
@@ -672,19 +684,18 @@ impl SealedStore {
             .lock()
             .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
         let mut report = Report::default();
-        let head = match self.read_head() {
-            Ok(h) => Some(h),
-            Err(_) => {
-                report.unreadable.push(record_name(NS_HEAD, HEAD_HEAD));
-                None
-            }
-        };
         let mut digest = Digest::default();
         let mut count = 0u64;
         let root = self.root.get();
         let keys = root.keys();
+        // The head as of the same snapshot as the records (another process
+        // sharing the store may commit while this runs).
+        let mut head_sealed: Option<Vec<u8>> = None;
         self.inner.visit_all(&mut |ns, id, sealed| {
             if ns == NS_HEAD {
+                if id == HEAD_HEAD {
+                    head_sealed = Some(sealed.to_vec());
+                }
                 return Ok(());
             }
             count += 1;
@@ -697,6 +708,12 @@ impl SealedStore {
             Ok(())
         })?;
         report.records = count;
+        let head = head_sealed
+            .and_then(|sealed| open_record(keys, &self.store_id, NS_HEAD, HEAD_HEAD, &sealed))
+            .and_then(|p| Head::decode(&p));
+        if head.is_none() {
+            report.unreadable.push(record_name(NS_HEAD, HEAD_HEAD));
+        }
         if let Some(h) = head {
             report.head_seq = h.seq;
             report.digest_matches = h.digest.matches(&digest) && h.count == count;

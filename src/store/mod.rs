@@ -294,7 +294,10 @@ pub trait Keystore: Send + Sync + fmt::Debug {
 
     /// Calls `visit(ns, id, value)` on every record of every namespace, in
     /// any order. Verification ([`crate::Kms::verify`]), migration and backup
-    /// read the whole store through it.
+    /// read the whole store through it. A backend that several processes
+    /// share must visit one consistent snapshot (`PostgresKeystore` reads in
+    /// one transaction): verify and backup check the records against the
+    /// head among them.
     ///
     /// The default visits the namespaces the library writes, with
     /// [`Keystore::scan`]; a backend that can list all of its records should

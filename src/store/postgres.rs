@@ -74,7 +74,7 @@ use std::time::Duration;
 
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 
-use super::{Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError, Visitor, record};
+use super::{Batch, Conflict, Expect, Keystore, Op, Record, Scan, StoreError};
 
 mod tls;
 
@@ -413,33 +413,43 @@ impl Keystore for PostgresKeystore {
         true
     }
 
-    /// Every record, read in one repeatable-read transaction: a consistent
-    /// snapshot while other processes write (backup, verify and root-key
-    /// rotation rely on it). The rows are read in full before `visit` sees
-    /// the first, so a read retried on a fresh connection visits nothing
-    /// twice.
-    fn visit_all(&self, visit: &mut Visitor<'_>) -> Result<(), StoreError> {
-        let rows = self.run(|conn, sql, _| {
-            let stmt = conn.prepared(sql, Q::ScanFrom)?;
-            let mut tx = conn
-                .client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()?;
-            let mut out: Vec<(&'static str, Vec<u8>, Vec<u8>)> = Vec::new();
-            for ns in record::NAMESPACES.iter().copied().chain([record::NS_HEAD]) {
-                for row in tx.query(&stmt, &[&ns, &&b""[..], &i64::MAX, &0i64])? {
-                    out.push((ns, row.try_get(0)?, row.try_get(1)?));
+    /// Every record, read in one serializable read-only transaction: a
+    /// consistent snapshot while other processes write (backup and verify
+    /// rely on it; one scan per namespace would mix moments).
+    fn visit_all(&self, visit: &mut super::Visitor<'_>) -> Result<(), StoreError> {
+        for attempt in 0..APPLY_ATTEMPTS {
+            let rows = self.run(|conn, sql, _| {
+                let mut tx = conn
+                    .client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .read_only(true)
+                    .start()?;
+                let rows = match tx.query(sql.all.as_str(), &[]) {
+                    Err(e) if is_serialization_failure(&e) => return Ok(None),
+                    other => other?,
+                };
+                let records = rows
+                    .iter()
+                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
+                    .collect::<Result<Vec<(String, Vec<u8>, Vec<u8>)>, postgres::Error>>()?;
+                match tx.commit() {
+                    Err(e) if is_serialization_failure(&e) => Ok(None),
+                    other => other.map(|()| Some(records)),
                 }
+            })?;
+            if let Some(rows) = rows {
+                for (ns, id, v) in rows {
+                    visit(&ns, &id, &v)?;
+                }
+                return Ok(());
             }
-            tx.commit()?;
-            Ok(out)
-        })?;
-        for (ns, id, value) in rows {
-            visit(ns, &id, &value)?;
+            backoff(attempt);
         }
-        Ok(())
+        Err(StoreError::Other(format!(
+            "PostgreSQL at {}: reading every record lost {APPLY_ATTEMPTS} serialization races in a row",
+            self.inner.server.place
+        )))
     }
 }
 
@@ -471,6 +481,8 @@ struct Sql {
     scan_from_to: String,
     scan_after: String,
     scan_after_to: String,
+    /// Every record (for [`Keystore::visit_all`]).
+    all: String,
 }
 
 impl Sql {
@@ -502,6 +514,7 @@ impl Sql {
             scan_from_to: scan(">=", true),
             scan_after: scan(">", false),
             scan_after_to: scan(">", true),
+            all: format!("SELECT ns, id, v FROM {s}.records ORDER BY ns, id"),
         }
     }
 

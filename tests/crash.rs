@@ -202,6 +202,55 @@ fn rotation_rewrites_the_root_key_file_beside_the_store() {
     check(&kms, &blobs, "beside");
 }
 
+/// The files a rotation crash leaves between the switch (the store is under
+/// the new key) and the renames of `root.key.new` and `store.witness.next`,
+/// rebuilt exactly: open puts both in place and loses nothing.
+#[test]
+fn a_crash_after_the_switch_before_the_file_renames_opens_with_the_new_key() {
+    // `promoted`: the crash came after the witness rename, before the key's.
+    for promoted in [false, true] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("s");
+        let kms = Kms::open(&dir).expect("open");
+        let blobs = populate(&kms, 3);
+        drop(kms);
+        let old_key = std::fs::read(dir.join("root.key")).expect("key file");
+        let old_witness = std::fs::read(dir.join("store.witness")).expect("witness");
+        let kms = Kms::open(&dir).expect("reopen");
+        kms.rotate_root_key(RootKey::random().expect("random"))
+            .expect("rotate");
+        drop(kms);
+        let new_key = std::fs::read(dir.join("root.key")).expect("key file");
+        std::fs::rename(dir.join("root.key"), dir.join("root.key.new")).expect("mv");
+        std::fs::write(dir.join("root.key"), &old_key).expect("old key back");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(dir.join("root.key"), private).expect("chmod");
+        }
+        if !promoted {
+            std::fs::rename(dir.join("store.witness"), dir.join("store.witness.next")).expect("mv");
+            std::fs::write(dir.join("store.witness"), &old_witness).expect("old witness back");
+        }
+        let kms = Kms::open(&dir).expect("the crashed rotation's store opens");
+        check(
+            &kms,
+            &blobs,
+            &format!("after the switch (promoted: {promoted})"),
+        );
+        assert_eq!(
+            std::fs::read(dir.join("root.key")).expect("key file"),
+            new_key,
+            "the new key file is in place"
+        );
+        assert!(!dir.join("root.key.new").exists());
+        assert!(!dir.join("store.witness.next").exists());
+        drop(kms);
+        Kms::open(&dir).expect("and it opens again");
+    }
+}
+
 #[test]
 fn another_service_on_the_store_with_the_old_key_gets_a_clear_error() {
     let store = std::sync::Arc::new(localkms::store::MemoryKeystore::new());

@@ -776,9 +776,14 @@ impl Kms {
     /// `root.key.new` by whether its key opens the store. The witness is
     /// replaced the same way (`store.witness.next`).
     ///
-    /// Every write of this service waits while it runs. Another process
-    /// sharing the store (PostgreSQL) that still holds the old key gets
-    /// [`Error::RootKeyRotated`] on its next read or commit.
+    /// Every write of this service waits while it runs. On a store shared
+    /// by several processes (PostgreSQL), the rotation first takes an
+    /// exclusive lease in the store's head ([`KmsBuilder::rotation_lease`]):
+    /// other processes' writes are refused with a retryable
+    /// [`StoreError::Locked`](crate::store::StoreError::Locked) while it is
+    /// held, and the switch commits only if no other process wrote, so none
+    /// writes under the retired key. Another process that still holds the
+    /// old key gets [`Error::RootKeyRotated`] on its next read or commit.
     ///
     /// # Errors
     /// [`Error::InvalidParameter`] when `new` is the current key,

@@ -13,6 +13,10 @@
 
 mod support;
 
+#[cfg(feature = "postgres")]
+#[path = "support/pg.rs"]
+mod pg;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,8 +47,18 @@ impl Keystore for Tap {
     fn flush(&self) -> Result<(), StoreError> {
         self.0.flush()
     }
+    fn apply_if(
+        &self,
+        expect: &[localkms::store::Expect<'_>],
+        batch: Batch,
+    ) -> Result<Result<(), localkms::store::Conflict>, StoreError> {
+        self.0.apply_if(expect, batch)
+    }
     fn visit_all(&self, visit: &mut Visitor<'_>) -> Result<(), StoreError> {
         self.0.visit_all(visit)
+    }
+    fn is_shared(&self) -> bool {
+        self.0.is_shared()
     }
 }
 
@@ -80,10 +94,31 @@ impl Tap {
 fn backends() -> Vec<(&'static str, Tap, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sled = SledKeystore::open(dir.path().join("db")).expect("sled");
-    vec![
+    #[allow(unused_mut)]
+    let mut all = vec![
         ("memory", Tap(Arc::new(MemoryKeystore::new())), None),
         ("sled", Tap(Arc::new(sled)), Some(dir)),
-    ]
+    ];
+    #[cfg(feature = "postgres")]
+    if let Some(store) = postgres() {
+        all.push(("postgres", Tap(store), None));
+    }
+    all
+}
+
+/// A fresh schema on one throwaway PostgreSQL server for the whole file
+/// (`None`, with a loud SKIPPED, when the server binaries are missing).
+#[cfg(feature = "postgres")]
+fn postgres() -> Option<Arc<dyn Keystore>> {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SERVER: OnceLock<Option<pg::PgServer>> = OnceLock::new();
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let server = SERVER.get_or_init(pg::PgServer::start).as_ref()?;
+    let schema = format!("attacks_{}", N.fetch_add(1, Ordering::Relaxed));
+    let store =
+        localkms::store::PostgresKeystore::connect(&server.url(), &schema).expect("connect");
+    Some(Arc::new(store))
 }
 
 fn open(tap: &Tap) -> Result<Kms, Error> {

@@ -938,7 +938,33 @@ fn stage(
     // What this batch has written so far, so a record changed twice
     // subtracts its own earlier term.
     let mut overlay: HashMap<(&'static str, Vec<u8>), Option<[u8; 32]>> = HashMap::new();
-    for op in batch.into_ops() {
+    let ops = batch.into_ops();
+    // The terms of the records the batch replaces, read in one call (one
+    // round trip on a shared backend).
+    let mut stored: HashMap<(&'static str, Vec<u8>), Option<[u8; 32]>> = HashMap::new();
+    if !fresh {
+        let mut names: Vec<(&'static str, &[u8])> = Vec::new();
+        for op in &ops {
+            let (Op::Put { ns, id, .. } | Op::Delete { ns, id }) = op;
+            if stored.insert((*ns, id.clone()), None).is_none() {
+                names.push((*ns, id.as_slice()));
+            }
+        }
+        let got = inner.get_many(&names)?;
+        if got.len() != names.len() {
+            return Err(StoreError::Other(format!(
+                "the keystore answered {} of {} records read at once",
+                got.len(),
+                names.len()
+            ))
+            .into());
+        }
+        for ((ns, id), v) in names.iter().zip(got) {
+            let term = v.map(|v| digest_term(keys, store_id, ns, id, &v));
+            stored.insert((*ns, id.to_vec()), term);
+        }
+    }
+    for op in ops {
         let (ns, id) = match &op {
             Op::Put { ns, id, .. } | Op::Delete { ns, id } => (*ns, id.clone()),
         };
@@ -948,9 +974,9 @@ fn stage(
         let old = match overlay.get(&(ns, id.clone())) {
             Some(t) => *t,
             None if fresh => None,
-            None => inner
-                .get(ns, &id)?
-                .map(|v| digest_term(keys, store_id, ns, &id, &v)),
+            None => *stored
+                .get(&(ns, id.clone()))
+                .ok_or(Error::InternalFailure)?,
         };
         if let Some(t) = old {
             head.digest.sub(&t);

@@ -1009,8 +1009,10 @@ impl Kms {
         &self,
         make: impl FnOnce(u64, &mut Batch) -> Result<KeyRecord>,
     ) -> Result<KeyRecord> {
-        let mut w = self.writer()?;
-        let counters = self.read_counters()?;
+        let (mut w, counters) = self.writer_reading(NS_META, META_COUNTERS)?;
+        let counters = Counters::decode(
+            &counters.ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?,
+        )?;
         if let Some(max) = self.config.max_keys
             && counters.key_count >= max
         {
@@ -1057,6 +1059,25 @@ impl Kms {
             _guard: guard,
             txn,
         })
+    }
+
+    /// [`Kms::writer`] and the value of `(ns, id)`, read with the head in
+    /// one call to the store.
+    pub(crate) fn writer_reading(
+        &self,
+        ns: &str,
+        id: &[u8],
+    ) -> Result<(Writer<'_>, Option<Vec<u8>>)> {
+        let guard = self.lock_writer()?;
+        let (txn, value) = self.store.snapshot_reading(ns, id)?;
+        Ok((
+            Writer {
+                kms: self,
+                _guard: guard,
+                txn,
+            },
+            value,
+        ))
     }
 
     /// Applies `batch` if the store is still at `txn` (then `txn` moves to

@@ -30,6 +30,8 @@
 //! - arrays as parameters (`$1::bytea[]`) and the multi-array
 //!   `unnest(...)` in `FROM`, so one statement reads, writes or deletes many
 //!   records;
+//! - data-modifying `WITH` (`WITH ok AS (...), put AS (INSERT ...
+//!   RETURNING 1) SELECT ...`), `NOT EXISTS`, `IS DISTINCT FROM`;
 //! - `START TRANSACTION ISOLATION LEVEL SERIALIZABLE`, `COMMIT`, `ROLLBACK`.
 //!
 //! No PL/pgSQL, no triggers, no sequences, no advisory locks, no
@@ -37,9 +39,10 @@
 //!
 //! # Concurrency
 //!
-//! Every write is one serializable transaction of a few round trips
-//! (start, one read of every expectation, one write of every put and one of
-//! every delete per thousand records, commit). [`Keystore::apply_if`] reads
+//! Every write is one serializable transaction of three round trips: start,
+//! one statement that checks every expectation and, only if all hold,
+//! writes every put and delete, commit. (A batch of more than a thousand
+//! records or expectations sends them a thousand per statement.) [`Keystore::apply_if`] reads
 //! its expectations inside that transaction; a concurrent writer that would
 //! break serializability makes the server abort one of them with SQLSTATE
 //! 40001 (or 40P01), which `apply_if` reports as [`Conflict`] and `apply`
@@ -300,6 +303,41 @@ impl PostgresKeystore {
         expect: &[Expect<'_>],
         ops: &[Op],
     ) -> Result<Result<(), Conflict>, postgres::Error> {
+        let (puts, deletes) = net_changes(ops);
+        let small = [expect.len(), puts.len(), deletes.len()]
+            .iter()
+            .all(|n| *n <= ROWS_PER_STATEMENT);
+        if small {
+            // The usual write: one statement checks every expectation and,
+            // only if all hold, writes every put and delete.
+            let write = conn.prepared(sql, Q::Write)?;
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()?;
+            let e_ns: Vec<&str> = expect.iter().map(|e| e.ns).collect();
+            let e_id: Vec<&[u8]> = expect.iter().map(|e| e.id).collect();
+            let e_v: Vec<Option<&[u8]>> = expect.iter().map(|e| e.value).collect();
+            let p_ns: Vec<&str> = puts.iter().map(|p| p.0).collect();
+            let p_id: Vec<&[u8]> = puts.iter().map(|p| p.1).collect();
+            let p_v: Vec<&[u8]> = puts.iter().map(|p| p.2).collect();
+            let d_ns: Vec<&str> = deletes.iter().map(|d| d.0).collect();
+            let d_id: Vec<&[u8]> = deletes.iter().map(|d| d.1).collect();
+            let held: bool = tx
+                .query_one(
+                    &write,
+                    &[&e_ns, &e_id, &e_v, &p_ns, &p_id, &p_v, &d_ns, &d_id],
+                )?
+                .try_get(0)?;
+            if !held {
+                tx.rollback()?;
+                return Ok(Err(Conflict));
+            }
+            *committing = true;
+            tx.commit()?;
+            return Ok(Ok(()));
+        }
         let get_many = conn.prepared(sql, Q::GetMany)?;
         let put = conn.prepared(sql, Q::Put)?;
         let delete = conn.prepared(sql, Q::Delete)?;
@@ -308,7 +346,7 @@ impl PostgresKeystore {
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
             .start()?;
-        // Every expectation in one statement, every put (and delete) in one
+        // A large batch: every expectation in one statement, every put (and delete) in one
         // per `ROWS_PER_STATEMENT`: a write is a few round trips, however
         // many records it names.
         for chunk in expect.chunks(ROWS_PER_STATEMENT) {
@@ -323,7 +361,6 @@ impl PostgresKeystore {
                 return Ok(Err(Conflict));
             }
         }
-        let (puts, deletes) = net_changes(ops);
         for chunk in puts.chunks(ROWS_PER_STATEMENT) {
             let ns: Vec<&str> = chunk.iter().map(|p| p.0).collect();
             let id: Vec<&[u8]> = chunk.iter().map(|p| p.1).collect();
@@ -500,6 +537,7 @@ fn backoff(attempt: u32) {
 #[derive(Debug, Clone, Copy)]
 enum Q {
     Get,
+    Write,
     GetMany,
     Put,
     Delete,
@@ -515,6 +553,7 @@ struct Sql {
     version: String,
     get: String,
     get_many: String,
+    write: String,
     put: String,
     delete: String,
     scan_from: String,
@@ -547,6 +586,18 @@ impl Sql {
             get_many: format!(
                 "SELECT r.ns, r.id, r.v FROM unnest($1::text[], $2::bytea[]) AS w (ns, id) JOIN {s}.records r ON r.ns = w.ns AND r.id = w.id"
             ),
+            // Data-modifying CTEs run once, to completion, on the snapshot
+            // that `ok` reads; `ok` is true when no expectation differs
+            // (a NULL value expects the record absent).
+            write: format!(
+                "WITH ok AS (SELECT NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS e (ns, id, v) \
+                 LEFT JOIN {s}.records r ON r.ns = e.ns AND r.id = e.id WHERE r.v IS DISTINCT FROM e.v) AS ok), \
+                 put AS (INSERT INTO {s}.records (ns, id, v) SELECT * FROM unnest($4::text[], $5::bytea[], $6::bytea[]) \
+                 WHERE (SELECT ok FROM ok) ON CONFLICT (ns, id) DO UPDATE SET v = excluded.v RETURNING 1), \
+                 del AS (DELETE FROM {s}.records WHERE (ns, id) IN (SELECT * FROM unnest($7::text[], $8::bytea[])) \
+                 AND (SELECT ok FROM ok) RETURNING 1) \
+                 SELECT ok FROM ok"
+            ),
             put: format!(
                 "INSERT INTO {s}.records (ns, id, v) SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) ON CONFLICT (ns, id) DO UPDATE SET v = excluded.v"
             ),
@@ -564,6 +615,7 @@ impl Sql {
         match q {
             Q::Get => &self.get,
             Q::GetMany => &self.get_many,
+            Q::Write => &self.write,
             Q::Put => &self.put,
             Q::Delete => &self.delete,
             Q::ScanFrom => &self.scan_from,
@@ -577,7 +629,7 @@ impl Sql {
 /// A pooled connection with the statements it has prepared.
 struct Conn {
     client: Client,
-    prepared: [Option<Statement>; 8],
+    prepared: [Option<Statement>; 9],
 }
 
 impl Conn {
@@ -591,6 +643,7 @@ impl Conn {
             Q::ScanAfter => 5,
             Q::ScanAfterTo => 6,
             Q::GetMany => 7,
+            Q::Write => 8,
         };
         if let Some(Some(stmt)) = self.prepared.get(slot) {
             return Ok(stmt.clone());

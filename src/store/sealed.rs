@@ -552,10 +552,45 @@ impl SealedStore {
     /// [`SealedStore::commit_at`] applies only while the head is still the
     /// one read here (every commit rewrites it), in this process or any other.
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        let sealed = self
+        let sealed = self.inner.get(NS_HEAD, HEAD_HEAD)?;
+        self.snapshot_of(sealed)
+    }
+
+    /// [`SealedStore::snapshot`] and the opened value of `(ns, id)`, read
+    /// after the head in one call to the backend (one round trip on a
+    /// shared one). The value belongs to the snapshot as any read made after
+    /// it does: a commit at the snapshot applies only if no other landed.
+    pub(crate) fn snapshot_reading(
+        &self,
+        ns: &str,
+        id: &[u8],
+    ) -> Result<(Snapshot, Option<Vec<u8>>)> {
+        let mut got = self
             .inner
-            .get(NS_HEAD, HEAD_HEAD)?
-            .ok_or_else(|| Error::CorruptStore("the head record is missing".into()))?;
+            .get_many(&[(NS_HEAD, HEAD_HEAD), (ns, id)])?
+            .into_iter();
+        let (Some(head), Some(value), None) = (got.next(), got.next(), got.next()) else {
+            return Err(StoreError::Other(
+                "the keystore answered the wrong number of records read at once".into(),
+            )
+            .into());
+        };
+        let snap = self.snapshot_of(head)?;
+        let value = match value {
+            None => None,
+            Some(sealed) => {
+                let root = self.root.read();
+                let mut plain = open_record(root.keys(), &self.store_id, ns, id, &sealed)
+                    .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
+                Some(std::mem::take(&mut *plain))
+            }
+        };
+        Ok((snap, value))
+    }
+
+    fn snapshot_of(&self, sealed: Option<Vec<u8>>) -> Result<Snapshot> {
+        let sealed =
+            sealed.ok_or_else(|| Error::CorruptStore("the head record is missing".into()))?;
         let root = self.root.get();
         let head = match open_record(root.keys(), &self.store_id, NS_HEAD, HEAD_HEAD, &sealed)
             .and_then(|p| Head::decode(&p))

@@ -1020,16 +1020,6 @@ impl Kms {
         }
         let mut batch = Batch::new();
         let record = make(counters.next_seq, &mut batch)?;
-        if self.store.get(NS_KEY, record.key_id.as_bytes())?.is_some() {
-            // A repeated id (a replayed random stream) must not overwrite.
-            return Err(Error::UnsupportedOperation(
-                format!(
-                    "the new KeyId {} exists already; refused rather than overwritten",
-                    record.key_id
-                )
-                .into(),
-            ));
-        }
         let next = Counters {
             next_seq: counters.next_seq + 1,
             key_count: counters.key_count + 1,
@@ -1040,9 +1030,36 @@ impl Kms {
             record.seq.to_be_bytes().to_vec(),
             record.key_id.as_bytes().to_vec(),
         );
+        // Every record of the new key is new: the commit checks that each
+        // is absent rather than reading it first. The store's own records
+        // (the counters) are not.
+        let new: Vec<(&'static str, Vec<u8>)> = batch
+            .ops()
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { ns, id, .. } if *ns != NS_META => Some((*ns, id.clone())),
+                _ => None,
+            })
+            .collect();
         batch.put(NS_META, META_COUNTERS, next.encode());
-        self.commit(&mut w.txn, batch, Some(record.clone()), None)?;
-        Ok(record)
+        match self.commit_new(&mut w.txn, batch, Some(record.clone()), &new) {
+            // A repeated id (a replayed random stream, or a racing process
+            // that drew the same) must not overwrite.
+            Err(e)
+                if crate::store::sealed::is_conflict(&e)
+                    && self.store.get(NS_KEY, record.key_id.as_bytes())?.is_some() =>
+            {
+                Err(Error::UnsupportedOperation(
+                    format!(
+                        "the new KeyId {} exists already; refused rather than overwritten",
+                        record.key_id
+                    )
+                    .into(),
+                ))
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(record),
+        }
     }
 
     /// Begins a write: takes this process's writer lock and reads the
@@ -1065,7 +1082,7 @@ impl Kms {
     /// one call to the store.
     pub(crate) fn writer_reading(
         &self,
-        ns: &str,
+        ns: &'static str,
         id: &[u8],
     ) -> Result<(Writer<'_>, Option<Vec<u8>>)> {
         let guard = self.lock_writer()?;
@@ -1089,13 +1106,36 @@ impl Kms {
     pub(crate) fn commit(
         &self,
         txn: &mut Snapshot,
-        mut batch: Batch,
+        batch: Batch,
         updated: Option<KeyRecord>,
         removed: Option<&str>,
     ) -> Result<()> {
+        self.commit_inner(txn, batch, updated, removed, &[])
+    }
+
+    /// [`Kms::commit`] of a batch that creates the records named in `new`,
+    /// which the commit checks are absent (a conflict if one is not).
+    pub(crate) fn commit_new(
+        &self,
+        txn: &mut Snapshot,
+        batch: Batch,
+        updated: Option<KeyRecord>,
+        new: &[(&'static str, Vec<u8>)],
+    ) -> Result<()> {
+        self.commit_inner(txn, batch, updated, None, new)
+    }
+
+    fn commit_inner(
+        &self,
+        txn: &mut Snapshot,
+        mut batch: Batch,
+        updated: Option<KeyRecord>,
+        removed: Option<&str>,
+        new: &[(&'static str, Vec<u8>)],
+    ) -> Result<()> {
         self.refuse_write_in_dry_run()?;
         bind_generation(&mut batch, updated.as_ref())?;
-        let seq = self.store.commit_at(txn, batch)?;
+        let seq = self.store.commit_new_at(txn, batch, new)?;
         // The batch is in the store: the cache must follow even if flush fails.
         if let Some(r) = updated {
             self.cache.update(r, seq, self.clock.now_millis())?;

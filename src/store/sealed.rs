@@ -271,6 +271,25 @@ pub(crate) struct Snapshot {
     /// The head record's stored (sealed) bytes.
     sealed: Vec<u8>,
     head: Head,
+    /// Records read with the head (namespace, id, stored bytes): a commit
+    /// at this head needs not read them again.
+    known: Vec<KnownOwned>,
+}
+
+/// A record read with the head: namespace, id, stored bytes.
+type KnownOwned = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+/// A record whose stored bytes a write knows (`None`: absent).
+type Known<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+
+/// What [`stage`] takes the replaced records to be.
+#[derive(Clone, Copy)]
+enum Prior<'a> {
+    /// The store's records are not yet covered by the head (creation,
+    /// migration, rotation), so nothing is subtracted.
+    Fresh,
+    /// As stored: these as given, the others read.
+    Stored(&'a [Known<'a>]),
 }
 
 impl Snapshot {
@@ -562,7 +581,7 @@ impl SealedStore {
     /// it does: a commit at the snapshot applies only if no other landed.
     pub(crate) fn snapshot_reading(
         &self,
-        ns: &str,
+        ns: &'static str,
         id: &[u8],
     ) -> Result<(Snapshot, Option<Vec<u8>>)> {
         let mut got = self
@@ -575,7 +594,8 @@ impl SealedStore {
             )
             .into());
         };
-        let snap = self.snapshot_of(head)?;
+        let mut snap = self.snapshot_of(head)?;
+        snap.known.push((ns, id.to_vec(), value.clone()));
         let value = match value {
             None => None,
             Some(sealed) => {
@@ -604,7 +624,11 @@ impl SealedStore {
             }
         };
         self.seq.fetch_max(head.seq, Ordering::AcqRel);
-        Ok(Snapshot { sealed, head })
+        Ok(Snapshot {
+            sealed,
+            head,
+            known: Vec::new(),
+        })
     }
 
     /// Seals and applies `batch` with the new head, atomically, if the head
@@ -613,6 +637,19 @@ impl SealedStore {
     /// becomes the new head, so one write may commit several batches.
     /// Returns the commit's sequence.
     pub(crate) fn commit_at(&self, snap: &mut Snapshot, batch: Batch) -> Result<u64> {
+        self.commit_new_at(snap, batch, &[])
+    }
+
+    /// [`SealedStore::commit_at`] for a batch that creates the records
+    /// named in `new`: each must be absent, checked in the same atomic step
+    /// (else the error is a conflict, as for a moved head), so they are not
+    /// read first.
+    pub(crate) fn commit_new_at(
+        &self,
+        snap: &mut Snapshot,
+        batch: Batch,
+        new: &[(&'static str, Vec<u8>)],
+    ) -> Result<u64> {
         let _commit = self
             .commit
             .lock()
@@ -620,6 +657,12 @@ impl SealedStore {
         let mut head = snap.head;
         let root = self.root.get();
         let mut out = Batch::new();
+        let known: Vec<Known<'_>> = snap
+            .known
+            .iter()
+            .map(|(ns, id, v)| (*ns, id.as_slice(), v.as_deref()))
+            .chain(new.iter().map(|(ns, id)| (*ns, id.as_slice(), None)))
+            .collect();
         stage(
             self.inner.as_ref(),
             root.keys(),
@@ -627,7 +670,7 @@ impl SealedStore {
             &mut head,
             batch,
             &mut out,
-            false,
+            Prior::Stored(&known),
         )?;
         head.seq += 1;
         let sealed = seal_record(
@@ -638,13 +681,19 @@ impl SealedStore {
             &head.encode(),
         )?;
         out.put(NS_HEAD, HEAD_HEAD.to_vec(), sealed.clone());
-        let expect = [Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)];
+        let mut expect = vec![Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)];
+        expect.extend(new.iter().map(|(ns, id)| Expect::absent(ns, id)));
         let applied = match self.inner.apply_if(&expect, out.clone()) {
             Ok(r) => r,
             // A backend without conditional apply is single-process: under
             // the commit lock, check and apply cannot be interleaved here.
             Err(StoreError::Unsupported(_)) => {
-                if self.inner.get(NS_HEAD, HEAD_HEAD)?.as_deref() == Some(snap.sealed.as_slice()) {
+                let mut holds =
+                    self.inner.get(NS_HEAD, HEAD_HEAD)?.as_deref() == Some(snap.sealed.as_slice());
+                for (ns, id) in new {
+                    holds = holds && self.inner.get(ns, id)?.is_none();
+                }
+                if holds {
                     self.inner.apply(out)?;
                     Ok(())
                 } else {
@@ -660,7 +709,11 @@ impl SealedStore {
             )));
         }
         self.seq.fetch_max(head.seq, Ordering::AcqRel);
-        *snap = Snapshot { sealed, head };
+        *snap = Snapshot {
+            sealed,
+            head,
+            known: Vec::new(),
+        };
         Ok(head.seq)
     }
 
@@ -818,7 +871,7 @@ impl SealedStore {
             &mut new_head,
             batch,
             &mut out,
-            true,
+            Prior::Fresh,
         )?;
         new_head.seq = seq;
         out.put(
@@ -959,8 +1012,8 @@ fn read_head(inner: &dyn Keystore, keys: &StoreKeys, store_id: &StoreId) -> Resu
 
 /// Seals the changes of `batch` into `out` and updates `head`'s digest and
 /// count: the term of each record replaced or deleted is subtracted, the term
-/// of each record written added. `fresh`: the store's records are not yet
-/// covered by the head (creation, migration), so nothing is subtracted.
+/// of each record written added ([`Prior`] says how the replaced records
+/// are found).
 fn stage(
     inner: &dyn Keystore,
     keys: &StoreKeys,
@@ -968,7 +1021,7 @@ fn stage(
     head: &mut Head,
     batch: Batch,
     out: &mut Batch,
-    fresh: bool,
+    prior: Prior<'_>,
 ) -> Result<()> {
     // What this batch has written so far, so a record changed twice
     // subtracts its own earlier term.
@@ -977,12 +1030,23 @@ fn stage(
     // The terms of the records the batch replaces, read in one call (one
     // round trip on a shared backend).
     let mut stored: HashMap<(&'static str, Vec<u8>), Option<[u8; 32]>> = HashMap::new();
-    if !fresh {
+    let fresh = matches!(prior, Prior::Fresh);
+    if let Prior::Stored(known) = prior {
         let mut names: Vec<(&'static str, &[u8])> = Vec::new();
         for op in &ops {
             let (Op::Put { ns, id, .. } | Op::Delete { ns, id }) = op;
-            if stored.insert((*ns, id.clone()), None).is_none() {
-                names.push((*ns, id.as_slice()));
+            if stored.contains_key(&(*ns, id.clone())) {
+                continue;
+            }
+            match known.iter().find(|(n, i, _)| n == ns && i == id) {
+                Some((_, _, v)) => {
+                    let term = v.map(|v| digest_term(keys, store_id, ns, id, v));
+                    stored.insert((*ns, id.clone()), term);
+                }
+                None => {
+                    stored.insert((*ns, id.clone()), None);
+                    names.push((*ns, id.as_slice()));
+                }
             }
         }
         let got = inner.get_many(&names)?;
@@ -1064,7 +1128,15 @@ fn write_new(
         HEAD_STORE_ID.to_vec(),
         seal_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, store_id)?,
     );
-    stage(inner, keys, store_id, &mut head, batch, &mut out, true)?;
+    stage(
+        inner,
+        keys,
+        store_id,
+        &mut head,
+        batch,
+        &mut out,
+        Prior::Fresh,
+    )?;
     head.seq = 1;
     out.put(
         NS_HEAD,

@@ -319,6 +319,12 @@ fn main() {
         worker(&spec);
         return;
     }
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` does not,
+    // and a run of a minute or more (a server, 100k keys) is not a test.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("postgres bench: run with `cargo bench --features postgres --bench postgres`");
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -9,7 +9,9 @@
 //! 2. Encrypt of 1 KiB on one shared store: two OS processes against one
 //!    (target: at least 1.8x the aggregate throughput; the crypto is local,
 //!    so this needs two idle cores). The bench runs itself again as the
-//!    worker processes (`LOCALKMS_PG_BENCH_WORKER`);
+//!    worker processes (`LOCALKMS_PG_BENCH_WORKER`). Calls per second of
+//!    each worker's own CPU time are printed too: on a busy machine they
+//!    show whether anything shared slows two processes down;
 //! 3. opening a `Kms` over an existing store (connect + build) and ListKeys
 //!    page 1, at 1k against 100k keys (target: at most 1.5x). The stores are
 //!    filled by restoring a backup of an in-memory `Kms`; the time that takes
@@ -185,22 +187,28 @@ fn encrypt_processes(url: &str) {
             .spawn()
             .expect("spawn worker")
     };
-    let rate = |child: std::process::Child| -> f64 {
+    // A worker prints calls per second of wall time and per second of its
+    // own CPU time.
+    let rate = |child: std::process::Child| -> (f64, f64) {
         let out = child.wait_with_output().expect("worker");
         assert!(out.status.success(), "worker failed");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .expect("worker prints its rate")
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut it = text.split_whitespace().map(|w| w.parse().expect("a rate"));
+        (it.next().expect("wall rate"), it.next().expect("cpu rate"))
     };
-    let (mut one, mut two) = (0f64, 0f64);
+    let (mut one, mut two, mut cpu_one, mut cpu_two) = (0f64, 0f64, 0f64, 0f64);
     for _ in 0..3 {
-        one = one.max(rate(spawn()));
+        let (wall, cpu) = rate(spawn());
+        one = one.max(wall);
+        cpu_one = cpu_one.max(cpu);
         let (a, b) = (spawn(), spawn());
-        two = two.max(rate(a) + rate(b));
+        let ((wa, ca), (wb, cb)) = (rate(a), rate(b));
+        two = two.max(wa + wb);
+        cpu_two = cpu_two.max((ca + cb) / 2.0);
     }
     println!(
-        "Encrypt 1 KiB on one PostgreSQL store: 1 process {one:.0}/s, 2 processes {two:.0}/s together; ratio {:.2}x (target >= 1.8x; {} CPUs, load average {})",
+        "Encrypt 1 KiB on one PostgreSQL store: 1 process {one:.0}/s, 2 processes {two:.0}/s together; ratio {:.2}x (target >= 1.8x; {} CPUs, load average {})\n\
+         per CPU-second of each process: 1 process {cpu_one:.0}/s, 2 processes {cpu_two:.0}/s each ({:.2}x: 1.00 = nothing shared slows them)",
         two / one,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg")
@@ -208,8 +216,28 @@ fn encrypt_processes(url: &str) {
             .split_whitespace()
             .take(3)
             .collect::<Vec<_>>()
-            .join(" ")
+            .join(" "),
+        cpu_two / cpu_one,
     );
+}
+
+/// This process's CPU time (user + system), from /proc.
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit_once(')')?.1.to_owned();
+            let f: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            Some(f.iter().sum::<u64>())
+        })
+        .unwrap_or(0);
+    // Linux reports clock ticks of 1/100 s.
+    Duration::from_millis(ticks * 10)
 }
 
 /// The worker: Encrypt in a loop for the given seconds (after opening),
@@ -225,6 +253,7 @@ fn worker(spec: &str) {
     kms.encrypt(key, &pt, &ctx).expect("warm up");
     let run = Duration::from_secs(secs.parse().expect("seconds"));
     let start = Instant::now();
+    let cpu = cpu_time();
     let mut count = 0u64;
     while start.elapsed() < run {
         for _ in 0..64 {
@@ -232,7 +261,9 @@ fn worker(spec: &str) {
         }
         count += 64;
     }
-    println!("{}", count as f64 / start.elapsed().as_secs_f64());
+    let wall = start.elapsed().as_secs_f64();
+    let cpu = (cpu_time() - cpu).as_secs_f64().max(0.01);
+    println!("{} {}", count as f64 / wall, count as f64 / cpu);
 }
 
 /// Fills `schema` with `keys` keys by restoring a backup of an in-memory

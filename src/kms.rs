@@ -1031,8 +1031,10 @@ impl Kms {
         &self,
         make: impl FnOnce(u64, &mut Batch) -> Result<KeyRecord>,
     ) -> Result<KeyRecord> {
-        let mut w = self.writer()?;
-        let counters = self.read_counters()?;
+        let (mut w, counters) = self.writer_reading(NS_META, META_COUNTERS)?;
+        let counters = Counters::decode(
+            &counters.ok_or_else(|| Error::CorruptStore("counters record is missing".into()))?,
+        )?;
         if let Some(max) = self.config.max_keys
             && counters.key_count >= max
         {
@@ -1040,16 +1042,6 @@ impl Kms {
         }
         let mut batch = Batch::new();
         let record = make(counters.next_seq, &mut batch)?;
-        if self.store.get(NS_KEY, record.key_id.as_bytes())?.is_some() {
-            // A repeated id (a replayed random stream) must not overwrite.
-            return Err(Error::UnsupportedOperation(
-                format!(
-                    "the new KeyId {} exists already; refused rather than overwritten",
-                    record.key_id
-                )
-                .into(),
-            ));
-        }
         let next = Counters {
             next_seq: counters.next_seq + 1,
             key_count: counters.key_count + 1,
@@ -1060,9 +1052,36 @@ impl Kms {
             record.seq.to_be_bytes().to_vec(),
             record.key_id.as_bytes().to_vec(),
         );
+        // Every record of the new key is new: the commit checks that each
+        // is absent rather than reading it first. The store's own records
+        // (the counters) are not.
+        let new: Vec<(&'static str, Vec<u8>)> = batch
+            .ops()
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put { ns, id, .. } if *ns != NS_META => Some((*ns, id.clone())),
+                _ => None,
+            })
+            .collect();
         batch.put(NS_META, META_COUNTERS, next.encode());
-        self.commit(&mut w.txn, batch, Some(record.clone()), None)?;
-        Ok(record)
+        match self.commit_new(&mut w.txn, batch, Some(record.clone()), &new) {
+            // A repeated id (a replayed random stream, or a racing process
+            // that drew the same) must not overwrite.
+            Err(e)
+                if crate::store::sealed::is_conflict(&e)
+                    && self.store.get(NS_KEY, record.key_id.as_bytes())?.is_some() =>
+            {
+                Err(Error::UnsupportedOperation(
+                    format!(
+                        "the new KeyId {} exists already; refused rather than overwritten",
+                        record.key_id
+                    )
+                    .into(),
+                ))
+            }
+            Err(e) => Err(e),
+            Ok(()) => Ok(record),
+        }
     }
 
     /// Begins a write: takes this process's writer lock and reads the
@@ -1081,6 +1100,25 @@ impl Kms {
         })
     }
 
+    /// [`Kms::writer`] and the value of `(ns, id)`, read with the head in
+    /// one call to the store.
+    pub(crate) fn writer_reading(
+        &self,
+        ns: &'static str,
+        id: &[u8],
+    ) -> Result<(Writer<'_>, Option<Vec<u8>>)> {
+        let guard = self.lock_writer()?;
+        let (txn, value) = self.store.snapshot_reading(ns, id)?;
+        Ok((
+            Writer {
+                kms: self,
+                _guard: guard,
+                txn,
+            },
+            value,
+        ))
+    }
+
     /// Applies `batch` if the store is still at `txn` (then `txn` moves to
     /// the new head), flushes when durable, and refreshes the cache:
     /// `updated` replaces its key's entry, `removed` drops one.
@@ -1090,13 +1128,36 @@ impl Kms {
     pub(crate) fn commit(
         &self,
         txn: &mut Snapshot,
-        mut batch: Batch,
+        batch: Batch,
         updated: Option<KeyRecord>,
         removed: Option<&str>,
     ) -> Result<()> {
+        self.commit_inner(txn, batch, updated, removed, &[])
+    }
+
+    /// [`Kms::commit`] of a batch that creates the records named in `new`,
+    /// which the commit checks are absent (a conflict if one is not).
+    pub(crate) fn commit_new(
+        &self,
+        txn: &mut Snapshot,
+        batch: Batch,
+        updated: Option<KeyRecord>,
+        new: &[(&'static str, Vec<u8>)],
+    ) -> Result<()> {
+        self.commit_inner(txn, batch, updated, None, new)
+    }
+
+    fn commit_inner(
+        &self,
+        txn: &mut Snapshot,
+        mut batch: Batch,
+        updated: Option<KeyRecord>,
+        removed: Option<&str>,
+        new: &[(&'static str, Vec<u8>)],
+    ) -> Result<()> {
         self.refuse_write_in_dry_run()?;
         bind_generation(&mut batch, updated.as_ref())?;
-        let seq = self.store.commit_at(txn, batch)?;
+        let seq = self.store.commit_new_at(txn, batch, new)?;
         // The batch is in the store: the cache must follow even if flush fails.
         if let Some(r) = updated {
             self.cache.update(r, seq, self.clock.now_millis())?;

@@ -425,6 +425,9 @@ fn a_caller_generator_is_used_and_repeated_ids_are_refused() {
     // The same id again: refused, and the first key is intact.
     let e = kms.create_key(&Default::default()).unwrap_err();
     assert!(e.to_string().contains("exists already"), "{e}");
+    // The refused write (checked in the commit itself) applied nothing.
+    assert_eq!(kms.key_count().expect("count"), 1);
+    assert!(kms.verify().expect("verify").is_ok());
     let blob = kms
         .encrypt(&key.key_id, b"x", &ctx("s"))
         .expect("encrypt")

@@ -103,7 +103,75 @@ pub const CHECKS: &[(&str, Check)] = &[
         "visit_all sees every record once",
         visit_all_sees_every_record,
     ),
+    ("get_many reads each named record", get_many_reads_each),
+    ("a large batch applies whole", large_batch_applies_whole),
 ];
+
+/// `get_many` answers, in order, what `get` answers for each name, repeated
+/// names included.
+pub fn get_many_reads_each(store: &dyn Keystore) {
+    put(store, "k", b"a", b"1");
+    put(store, "j", b"a", b"2");
+    put(store, "k", b"", b"empty id");
+    let names: [(&str, &[u8]); 6] = [
+        ("k", b"a"),
+        ("k", b"missing"),
+        ("j", b"a"),
+        ("k", b"a"),
+        ("k", b""),
+        ("nowhere", b"a"),
+    ];
+    let got = store.get_many(&names).expect("get_many");
+    let want: Vec<Option<Vec<u8>>> = names.iter().map(|(ns, id)| get(store, ns, id)).collect();
+    assert_eq!(got, want);
+    assert_eq!(got[0].as_deref(), Some(&b"1"[..]));
+    assert_eq!(got[1], None);
+    assert!(store.get_many(&[]).expect("no names").is_empty());
+}
+
+/// A batch of thousands of records (more than a backend may send in one
+/// statement), mixing puts, overwrites and deletes of one record, applies
+/// whole; so does an `apply_if` of one.
+pub fn large_batch_applies_whole(store: &dyn Keystore) {
+    let n = 2500u32;
+    let mut b = Batch::new();
+    for i in 0..n {
+        b.put("big", i.to_be_bytes().to_vec(), vec![1; 40]);
+    }
+    // Deleted, then put again: the put wins; put, then deleted: gone.
+    b.delete("big", 7u32.to_be_bytes().to_vec());
+    b.put("big", 7u32.to_be_bytes().to_vec(), b"again".to_vec());
+    b.delete("big", 8u32.to_be_bytes().to_vec());
+    store.apply(b).expect("apply a large batch");
+    let all = store
+        .scan(
+            "big",
+            Scan {
+                limit: usize::MAX,
+                ..Scan::prefix(b"")
+            },
+        )
+        .expect("scan");
+    assert_eq!(all.len(), n as usize - 1);
+    assert_eq!(
+        get(store, "big", &7u32.to_be_bytes()).as_deref(),
+        Some(&b"again"[..])
+    );
+    assert_eq!(get(store, "big", &8u32.to_be_bytes()), None);
+
+    let mut b = Batch::new();
+    for i in 0..n {
+        b.delete("big", i.to_be_bytes().to_vec());
+    }
+    let expect = [Expect::value("big", &[0, 0, 0, 7], b"again")];
+    assert_eq!(apply_if(store, &expect, b), Ok(()));
+    assert!(
+        store
+            .scan("big", Scan::prefix(b""))
+            .expect("scan")
+            .is_empty()
+    );
+}
 
 fn put(store: &dyn Keystore, ns: &'static str, id: &[u8], value: &[u8]) {
     let mut b = Batch::new();

@@ -235,6 +235,19 @@ pub trait Keystore: Send + Sync + fmt::Debug {
     /// A backend failure.
     fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The bytes of each record named in `keys` (namespace, id), in the
+    /// same order; a name may repeat. Not a snapshot: each record is read as
+    /// [`Keystore::get`] would.
+    ///
+    /// The provided method calls [`Keystore::get`] for each; a backend with
+    /// a round trip per call (PostgreSQL) reads them all in one.
+    ///
+    /// # Errors
+    /// A backend failure.
+    fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|(ns, id)| self.get(ns, id)).collect()
+    }
+
     /// The records of `ns` that `scan` selects, in ascending id order.
     ///
     /// # Errors

@@ -27,6 +27,11 @@
 //!   (`BYTEA` compares bytewise, as the trait's scan order requires);
 //! - `INSERT ... ON CONFLICT (...) DO UPDATE SET v = excluded.v`,
 //!   `ON CONFLICT DO NOTHING`, `DELETE ... WHERE`;
+//! - arrays as parameters (`$1::bytea[]`) and the multi-array
+//!   `unnest(...)` in `FROM`, so one statement reads, writes or deletes many
+//!   records;
+//! - data-modifying `WITH` (`WITH ok AS (...), put AS (INSERT ...
+//!   RETURNING 1) SELECT ...`), `NOT EXISTS`, `IS DISTINCT FROM`;
 //! - `START TRANSACTION ISOLATION LEVEL SERIALIZABLE`, `COMMIT`, `ROLLBACK`.
 //!
 //! No PL/pgSQL, no triggers, no sequences, no advisory locks, no
@@ -34,7 +39,10 @@
 //!
 //! # Concurrency
 //!
-//! Every write is one serializable transaction. [`Keystore::apply_if`] reads
+//! Every write is one serializable transaction of three round trips: start,
+//! one statement that checks every expectation and, only if all hold,
+//! writes every put and delete, commit. (A batch of more than a thousand
+//! records or expectations sends them a thousand per statement.) [`Keystore::apply_if`] reads
 //! its expectations inside that transaction; a concurrent writer that would
 //! break serializability makes the server abort one of them with SQLSTATE
 //! 40001 (or 40P01), which `apply_if` reports as [`Conflict`] and `apply`
@@ -65,6 +73,7 @@
 //! `verify-full`) and `sslrootcert` (a PEM file) with libpq's meanings: see
 //! the table in `postgres/tls.rs`. Client certificates are not supported.
 
+use std::collections::HashMap;
 use std::error::Error as _;
 use std::fmt;
 use std::path::PathBuf;
@@ -294,7 +303,42 @@ impl PostgresKeystore {
         expect: &[Expect<'_>],
         ops: &[Op],
     ) -> Result<Result<(), Conflict>, postgres::Error> {
-        let get = conn.prepared(sql, Q::Get)?;
+        let (puts, deletes) = net_changes(ops);
+        let small = [expect.len(), puts.len(), deletes.len()]
+            .iter()
+            .all(|n| *n <= ROWS_PER_STATEMENT);
+        if small {
+            // The usual write: one statement checks every expectation and,
+            // only if all hold, writes every put and delete.
+            let write = conn.prepared(sql, Q::Write)?;
+            let mut tx = conn
+                .client
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()?;
+            let e_ns: Vec<&str> = expect.iter().map(|e| e.ns).collect();
+            let e_id: Vec<&[u8]> = expect.iter().map(|e| e.id).collect();
+            let e_v: Vec<Option<&[u8]>> = expect.iter().map(|e| e.value).collect();
+            let p_ns: Vec<&str> = puts.iter().map(|p| p.0).collect();
+            let p_id: Vec<&[u8]> = puts.iter().map(|p| p.1).collect();
+            let p_v: Vec<&[u8]> = puts.iter().map(|p| p.2).collect();
+            let d_ns: Vec<&str> = deletes.iter().map(|d| d.0).collect();
+            let d_id: Vec<&[u8]> = deletes.iter().map(|d| d.1).collect();
+            let held: bool = tx
+                .query_one(
+                    &write,
+                    &[&e_ns, &e_id, &e_v, &p_ns, &p_id, &p_v, &d_ns, &d_id],
+                )?
+                .try_get(0)?;
+            if !held {
+                tx.rollback()?;
+                return Ok(Err(Conflict));
+            }
+            *committing = true;
+            tx.commit()?;
+            return Ok(Ok(()));
+        }
+        let get_many = conn.prepared(sql, Q::GetMany)?;
         let put = conn.prepared(sql, Q::Put)?;
         let delete = conn.prepared(sql, Q::Delete)?;
         let mut tx = conn
@@ -302,22 +346,31 @@ impl PostgresKeystore {
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
             .start()?;
-        for e in expect {
-            let row = tx.query_opt(&get, &[&e.ns, &e.id])?;
-            let current: Option<&[u8]> = match &row {
-                Some(row) => Some(row.try_get(0)?),
-                None => None,
-            };
-            if current != e.value {
+        // A large batch: every expectation in one statement, every put (and delete) in one
+        // per `ROWS_PER_STATEMENT`: a write is a few round trips, however
+        // many records it names.
+        for chunk in expect.chunks(ROWS_PER_STATEMENT) {
+            let names: Vec<(&str, &[u8])> = chunk.iter().map(|e| (e.ns, e.id)).collect();
+            let current = read_many(&mut tx, &get_many, &names)?;
+            if chunk
+                .iter()
+                .zip(&current)
+                .any(|(e, c)| c.as_deref() != e.value)
+            {
                 tx.rollback()?;
                 return Ok(Err(Conflict));
             }
         }
-        for op in ops {
-            match op {
-                Op::Put { ns, id, value } => tx.execute(&put, &[ns, id, value])?,
-                Op::Delete { ns, id } => tx.execute(&delete, &[ns, id])?,
-            };
+        for chunk in puts.chunks(ROWS_PER_STATEMENT) {
+            let ns: Vec<&str> = chunk.iter().map(|p| p.0).collect();
+            let id: Vec<&[u8]> = chunk.iter().map(|p| p.1).collect();
+            let v: Vec<&[u8]> = chunk.iter().map(|p| p.2).collect();
+            tx.execute(&put, &[&ns, &id, &v])?;
+        }
+        for chunk in deletes.chunks(ROWS_PER_STATEMENT) {
+            let ns: Vec<&str> = chunk.iter().map(|d| d.0).collect();
+            let id: Vec<&[u8]> = chunk.iter().map(|d| d.1).collect();
+            tx.execute(&delete, &[&ns, &id])?;
         }
         *committing = true;
         tx.commit()?;
@@ -333,6 +386,20 @@ impl Keystore for PostgresKeystore {
                 Some(row) => Ok(Some(row.try_get(0)?)),
                 None => Ok(None),
             }
+        })
+    }
+
+    fn get_many(&self, keys: &[(&str, &[u8])]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(|conn, sql, _| {
+            let get_many = conn.prepared(sql, Q::GetMany)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+                out.extend(read_many(&mut conn.client, &get_many, chunk)?);
+            }
+            Ok(out)
         })
     }
 
@@ -453,6 +520,57 @@ impl Keystore for PostgresKeystore {
     }
 }
 
+/// The most rows one statement reads or writes; larger batches send several.
+const ROWS_PER_STATEMENT: usize = 1000;
+
+/// The records named in `names`, in order, read with the `GetMany`
+/// statement, on a client or in a transaction.
+fn read_many(
+    client: &mut impl postgres::GenericClient,
+    get_many: &Statement,
+    names: &[(&str, &[u8])],
+) -> Result<Vec<Option<Vec<u8>>>, postgres::Error> {
+    let ns: Vec<&str> = names.iter().map(|n| n.0).collect();
+    let id: Vec<&[u8]> = names.iter().map(|n| n.1).collect();
+    let mut found: HashMap<(String, Vec<u8>), Vec<u8>> = HashMap::new();
+    for row in client.query(get_many, &[&ns, &id])? {
+        found.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+    }
+    Ok(names
+        .iter()
+        .map(|(ns, id)| found.get(&((*ns).to_owned(), id.to_vec())).cloned())
+        .collect())
+}
+
+/// What `ops` leave behind: the last op on each record wins, so each
+/// record appears once, among the puts (with its final value) or the
+/// deletes. (One statement may not change a row twice.)
+type NetChanges<'a> = (Vec<(&'a str, &'a [u8], &'a [u8])>, Vec<(&'a str, &'a [u8])>);
+
+fn net_changes(ops: &[Op]) -> NetChanges<'_> {
+    fn name(op: &Op) -> (&str, &[u8]) {
+        match op {
+            Op::Put { ns, id, .. } | Op::Delete { ns, id } => (ns, id),
+        }
+    }
+    let last: HashMap<(&str, &[u8]), usize> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| (name(op), i))
+        .collect();
+    let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+    for (i, op) in ops.iter().enumerate() {
+        if last.get(&name(op)) != Some(&i) {
+            continue;
+        }
+        match op {
+            Op::Put { ns, id, value } => puts.push((*ns, id.as_slice(), value.as_slice())),
+            Op::Delete { ns, id } => deletes.push((*ns, id.as_slice())),
+        }
+    }
+    (puts, deletes)
+}
+
 /// Waits a little before a retry, longer each time, up to 20 ms.
 fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_micros(200 * u64::from(attempt.min(100))));
@@ -462,6 +580,8 @@ fn backoff(attempt: u32) {
 #[derive(Debug, Clone, Copy)]
 enum Q {
     Get,
+    Write,
+    GetMany,
     Put,
     Delete,
     ScanFrom,
@@ -475,6 +595,8 @@ struct Sql {
     create: String,
     version: String,
     get: String,
+    get_many: String,
+    write: String,
     put: String,
     delete: String,
     scan_from: String,
@@ -506,10 +628,27 @@ impl Sql {
             ),
             version: format!("SELECT v FROM {s}.meta WHERE k = 'schema_version'"),
             get: format!("SELECT v FROM {s}.records WHERE ns = $1 AND id = $2"),
-            put: format!(
-                "INSERT INTO {s}.records (ns, id, v) VALUES ($1, $2, $3) ON CONFLICT (ns, id) DO UPDATE SET v = excluded.v"
+            get_many: format!(
+                "SELECT r.ns, r.id, r.v FROM unnest($1::text[], $2::bytea[]) AS w (ns, id) JOIN {s}.records r ON r.ns = w.ns AND r.id = w.id"
             ),
-            delete: format!("DELETE FROM {s}.records WHERE ns = $1 AND id = $2"),
+            // Data-modifying CTEs run once, to completion, on the snapshot
+            // that `ok` reads; `ok` is true when no expectation differs
+            // (a NULL value expects the record absent).
+            write: format!(
+                "WITH ok AS (SELECT NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::bytea[], $3::bytea[]) AS e (ns, id, v) \
+                 LEFT JOIN {s}.records r ON r.ns = e.ns AND r.id = e.id WHERE r.v IS DISTINCT FROM e.v) AS ok), \
+                 put AS (INSERT INTO {s}.records (ns, id, v) SELECT * FROM unnest($4::text[], $5::bytea[], $6::bytea[]) \
+                 WHERE (SELECT ok FROM ok) ON CONFLICT (ns, id) DO UPDATE SET v = excluded.v RETURNING 1), \
+                 del AS (DELETE FROM {s}.records WHERE (ns, id) IN (SELECT * FROM unnest($7::text[], $8::bytea[])) \
+                 AND (SELECT ok FROM ok) RETURNING 1) \
+                 SELECT ok FROM ok"
+            ),
+            put: format!(
+                "INSERT INTO {s}.records (ns, id, v) SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[]) ON CONFLICT (ns, id) DO UPDATE SET v = excluded.v"
+            ),
+            delete: format!(
+                "DELETE FROM {s}.records WHERE (ns, id) IN (SELECT * FROM unnest($1::text[], $2::bytea[]))"
+            ),
             scan_from: scan(">=", false),
             scan_from_to: scan(">=", true),
             scan_after: scan(">", false),
@@ -521,6 +660,8 @@ impl Sql {
     fn text(&self, q: Q) -> &str {
         match q {
             Q::Get => &self.get,
+            Q::GetMany => &self.get_many,
+            Q::Write => &self.write,
             Q::Put => &self.put,
             Q::Delete => &self.delete,
             Q::ScanFrom => &self.scan_from,
@@ -534,7 +675,7 @@ impl Sql {
 /// A pooled connection with the statements it has prepared.
 struct Conn {
     client: Client,
-    prepared: [Option<Statement>; 7],
+    prepared: [Option<Statement>; 9],
 }
 
 impl Conn {
@@ -547,6 +688,8 @@ impl Conn {
             Q::ScanFromTo => 4,
             Q::ScanAfter => 5,
             Q::ScanAfterTo => 6,
+            Q::GetMany => 7,
+            Q::Write => 8,
         };
         if let Some(Some(stmt)) = self.prepared.get(slot) {
             return Ok(stmt.clone());
@@ -895,6 +1038,29 @@ mod tests {
         assert_eq!(prefix_end(b"k/"), Some(b"k0".to_vec()));
         assert_eq!(prefix_end(&[1, 0xff, 0xff]), Some(vec![2]));
         assert_eq!(prefix_end(&[0xff]), None);
+    }
+
+    #[test]
+    fn net_changes_keep_the_last_op_on_each_record() {
+        let mut b = Batch::new();
+        b.put("k", b"a".to_vec(), b"1".to_vec());
+        b.delete("k", b"b".to_vec());
+        b.put("j", b"a".to_vec(), b"j".to_vec());
+        b.put("k", b"a".to_vec(), b"2".to_vec());
+        b.put("k", b"b".to_vec(), b"3".to_vec());
+        b.put("k", b"c".to_vec(), b"4".to_vec());
+        b.delete("k", b"c".to_vec());
+        let ops = b.into_ops();
+        let (puts, deletes) = net_changes(&ops);
+        assert_eq!(
+            puts,
+            vec![
+                ("j", &b"a"[..], &b"j"[..]),
+                ("k", &b"a"[..], &b"2"[..]),
+                ("k", &b"b"[..], &b"3"[..]),
+            ]
+        );
+        assert_eq!(deletes, vec![("k", &b"c"[..])]);
     }
 
     #[test]

@@ -309,6 +309,25 @@ pub(crate) struct Snapshot {
     /// The head record's stored (sealed) bytes.
     sealed: Vec<u8>,
     head: Head,
+    /// Records read with the head (namespace, id, stored bytes): a commit
+    /// at this head needs not read them again.
+    known: Vec<KnownOwned>,
+}
+
+/// A record read with the head: namespace, id, stored bytes.
+type KnownOwned = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+/// A record whose stored bytes a write knows (`None`: absent).
+type Known<'a> = (&'a str, &'a [u8], Option<&'a [u8]>);
+
+/// What [`stage`] takes the replaced records to be.
+#[derive(Clone, Copy)]
+enum Prior<'a> {
+    /// The store's records are not yet covered by the head (creation,
+    /// migration, rotation), so nothing is subtracted.
+    Fresh,
+    /// As stored: these as given, the others read.
+    Stored(&'a [Known<'a>]),
 }
 
 impl Snapshot {
@@ -618,10 +637,46 @@ impl SealedStore {
     /// [`SealedStore::commit_at`] applies only while the head is still the
     /// one read here (every commit rewrites it), in this process or any other.
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        let sealed = self
+        let sealed = self.inner.get(NS_HEAD, HEAD_HEAD)?;
+        self.snapshot_of(sealed)
+    }
+
+    /// [`SealedStore::snapshot`] and the opened value of `(ns, id)`, read
+    /// after the head in one call to the backend (one round trip on a
+    /// shared one). The value belongs to the snapshot as any read made after
+    /// it does: a commit at the snapshot applies only if no other landed.
+    pub(crate) fn snapshot_reading(
+        &self,
+        ns: &'static str,
+        id: &[u8],
+    ) -> Result<(Snapshot, Option<Vec<u8>>)> {
+        let mut got = self
             .inner
-            .get(NS_HEAD, HEAD_HEAD)?
-            .ok_or_else(|| Error::CorruptStore("the head record is missing".into()))?;
+            .get_many(&[(NS_HEAD, HEAD_HEAD), (ns, id)])?
+            .into_iter();
+        let (Some(head), Some(value), None) = (got.next(), got.next(), got.next()) else {
+            return Err(StoreError::Other(
+                "the keystore answered the wrong number of records read at once".into(),
+            )
+            .into());
+        };
+        let mut snap = self.snapshot_of(head)?;
+        snap.known.push((ns, id.to_vec(), value.clone()));
+        let value = match value {
+            None => None,
+            Some(sealed) => {
+                let root = self.root.read();
+                let mut plain = open_record(root.keys(), &self.store_id, ns, id, &sealed)
+                    .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
+                Some(std::mem::take(&mut *plain))
+            }
+        };
+        Ok((snap, value))
+    }
+
+    fn snapshot_of(&self, sealed: Option<Vec<u8>>) -> Result<Snapshot> {
+        let sealed =
+            sealed.ok_or_else(|| Error::CorruptStore("the head record is missing".into()))?;
         let root = self.root.get();
         let head = match open_record(root.keys(), &self.store_id, NS_HEAD, HEAD_HEAD, &sealed)
             .and_then(|p| Head::decode(&p))
@@ -635,7 +690,11 @@ impl SealedStore {
             }
         };
         self.seq.fetch_max(head.seq, Ordering::AcqRel);
-        Ok(Snapshot { sealed, head })
+        Ok(Snapshot {
+            sealed,
+            head,
+            known: Vec::new(),
+        })
     }
 
     /// Seals and applies `batch` with the new head, atomically, if the head
@@ -644,6 +703,19 @@ impl SealedStore {
     /// becomes the new head, so one write may commit several batches.
     /// Returns the commit's sequence.
     pub(crate) fn commit_at(&self, snap: &mut Snapshot, batch: Batch) -> Result<u64> {
+        self.commit_new_at(snap, batch, &[])
+    }
+
+    /// [`SealedStore::commit_at`] for a batch that creates the records
+    /// named in `new`: each must be absent, checked in the same atomic step
+    /// (else the error is a conflict, as for a moved head), so they are not
+    /// read first.
+    pub(crate) fn commit_new_at(
+        &self,
+        snap: &mut Snapshot,
+        batch: Batch,
+        new: &[(&'static str, Vec<u8>)],
+    ) -> Result<u64> {
         let _commit = self
             .commit
             .lock()
@@ -655,6 +727,12 @@ impl SealedStore {
         head.lease = None;
         let root = self.root.get();
         let mut out = Batch::new();
+        let known: Vec<Known<'_>> = snap
+            .known
+            .iter()
+            .map(|(ns, id, v)| (*ns, id.as_slice(), v.as_deref()))
+            .chain(new.iter().map(|(ns, id)| (*ns, id.as_slice(), None)))
+            .collect();
         stage(
             self.inner.as_ref(),
             root.keys(),
@@ -662,7 +740,7 @@ impl SealedStore {
             &mut head,
             batch,
             &mut out,
-            false,
+            Prior::Stored(&known),
         )?;
         head.seq += 1;
         let sealed = seal_record(
@@ -673,13 +751,19 @@ impl SealedStore {
             &head.encode(),
         )?;
         out.put(NS_HEAD, HEAD_HEAD.to_vec(), sealed.clone());
-        let expect = [Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)];
+        let mut expect = vec![Expect::value(NS_HEAD, HEAD_HEAD, &snap.sealed)];
+        expect.extend(new.iter().map(|(ns, id)| Expect::absent(ns, id)));
         let applied = match self.inner.apply_if(&expect, out.clone()) {
             Ok(r) => r,
             // A backend without conditional apply is single-process: under
             // the commit lock, check and apply cannot be interleaved here.
             Err(StoreError::Unsupported(_)) => {
-                if self.inner.get(NS_HEAD, HEAD_HEAD)?.as_deref() == Some(snap.sealed.as_slice()) {
+                let mut holds =
+                    self.inner.get(NS_HEAD, HEAD_HEAD)?.as_deref() == Some(snap.sealed.as_slice());
+                for (ns, id) in new {
+                    holds = holds && self.inner.get(ns, id)?.is_none();
+                }
+                if holds {
                     self.inner.apply(out)?;
                     Ok(())
                 } else {
@@ -695,7 +779,11 @@ impl SealedStore {
             )));
         }
         self.seq.fetch_max(head.seq, Ordering::AcqRel);
-        *snap = Snapshot { sealed, head };
+        *snap = Snapshot {
+            sealed,
+            head,
+            known: Vec::new(),
+        };
         Ok(head.seq)
     }
 
@@ -890,7 +978,7 @@ impl SealedStore {
             &mut new_head,
             batch,
             &mut out,
-            true,
+            Prior::Fresh,
         )?;
         new_head.seq = seq;
         out.put(
@@ -1141,8 +1229,8 @@ fn read_head(inner: &dyn Keystore, keys: &StoreKeys, store_id: &StoreId) -> Resu
 
 /// Seals the changes of `batch` into `out` and updates `head`'s digest and
 /// count: the term of each record replaced or deleted is subtracted, the term
-/// of each record written added. `fresh`: the store's records are not yet
-/// covered by the head (creation, migration), so nothing is subtracted.
+/// of each record written added ([`Prior`] says how the replaced records
+/// are found).
 fn stage(
     inner: &dyn Keystore,
     keys: &StoreKeys,
@@ -1150,12 +1238,49 @@ fn stage(
     head: &mut Head,
     batch: Batch,
     out: &mut Batch,
-    fresh: bool,
+    prior: Prior<'_>,
 ) -> Result<()> {
     // What this batch has written so far, so a record changed twice
     // subtracts its own earlier term.
     let mut overlay: HashMap<(&'static str, Vec<u8>), Option<[u8; 32]>> = HashMap::new();
-    for op in batch.into_ops() {
+    let ops = batch.into_ops();
+    // The terms of the records the batch replaces, read in one call (one
+    // round trip on a shared backend).
+    let mut stored: HashMap<(&'static str, Vec<u8>), Option<[u8; 32]>> = HashMap::new();
+    let fresh = matches!(prior, Prior::Fresh);
+    if let Prior::Stored(known) = prior {
+        let mut names: Vec<(&'static str, &[u8])> = Vec::new();
+        for op in &ops {
+            let (Op::Put { ns, id, .. } | Op::Delete { ns, id }) = op;
+            if stored.contains_key(&(*ns, id.clone())) {
+                continue;
+            }
+            match known.iter().find(|(n, i, _)| n == ns && i == id) {
+                Some((_, _, v)) => {
+                    let term = v.map(|v| digest_term(keys, store_id, ns, id, v));
+                    stored.insert((*ns, id.clone()), term);
+                }
+                None => {
+                    stored.insert((*ns, id.clone()), None);
+                    names.push((*ns, id.as_slice()));
+                }
+            }
+        }
+        let got = inner.get_many(&names)?;
+        if got.len() != names.len() {
+            return Err(StoreError::Other(format!(
+                "the keystore answered {} of {} records read at once",
+                got.len(),
+                names.len()
+            ))
+            .into());
+        }
+        for ((ns, id), v) in names.iter().zip(got) {
+            let term = v.map(|v| digest_term(keys, store_id, ns, id, &v));
+            stored.insert((*ns, id.to_vec()), term);
+        }
+    }
+    for op in ops {
         let (ns, id) = match &op {
             Op::Put { ns, id, .. } | Op::Delete { ns, id } => (*ns, id.clone()),
         };
@@ -1165,9 +1290,9 @@ fn stage(
         let old = match overlay.get(&(ns, id.clone())) {
             Some(t) => *t,
             None if fresh => None,
-            None => inner
-                .get(ns, &id)?
-                .map(|v| digest_term(keys, store_id, ns, &id, &v)),
+            None => *stored
+                .get(&(ns, id.clone()))
+                .ok_or(Error::InternalFailure)?,
         };
         if let Some(t) = old {
             head.digest.sub(&t);
@@ -1220,7 +1345,15 @@ fn write_new(
         HEAD_STORE_ID.to_vec(),
         seal_record(keys, &NO_STORE_ID, NS_HEAD, HEAD_STORE_ID, store_id)?,
     );
-    stage(inner, keys, store_id, &mut head, batch, &mut out, true)?;
+    stage(
+        inner,
+        keys,
+        store_id,
+        &mut head,
+        batch,
+        &mut out,
+        Prior::Fresh,
+    )?;
     head.seq = 1;
     out.put(
         NS_HEAD,

@@ -1056,6 +1056,7 @@ impl SealedStore {
                     .and_then(|p| Head::decode(&p))
                     .ok_or_else(|| Error::CorruptStore("the head record does not open".into()))?,
                 sealed: sealed_head,
+                known: Vec::new(),
             };
             self.refuse_foreign_lease(&snap.head)?;
             let mut head = snap.head;
@@ -1071,7 +1072,11 @@ impl SealedStore {
             match self.inner.apply_if(&expect, batch)? {
                 Ok(()) => {
                     self.seq.fetch_max(head.seq, Ordering::AcqRel);
-                    return Ok(Snapshot { sealed, head });
+                    return Ok(Snapshot {
+                        sealed,
+                        head,
+                        known: Vec::new(),
+                    });
                 }
                 Err(Conflict) if attempt < WRITE_ATTEMPTS => {
                     attempt += 1;

@@ -26,6 +26,7 @@
 use std::io::{self, Read, Write};
 
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use zeroize::Zeroizing;
 
@@ -235,11 +236,22 @@ impl Sealer {
 
     /// Seals `buf[..filled]` as chunk `counter` and writes it out.
     fn seal(&mut self, last: bool, out: &mut dyn Write) -> Result<()> {
-        let n = self.filled;
+        self.seal_chunk(None, last, out)
+    }
+
+    /// Seals chunk `counter` into the buffer and writes it out: `buf[..filled]`
+    /// in place, or `input` (a whole chunk, nothing buffered) read straight
+    /// from the caller's bytes, so its plaintext is not copied first.
+    fn seal_chunk(&mut self, input: Option<&[u8]>, last: bool, out: &mut dyn Write) -> Result<()> {
+        let n = input.map_or(self.filled, <[u8]>::len);
         let (body, rest) = self.buf.split_at_mut(n);
+        let inout = match input {
+            Some(input) => InOutBuf::new(input, body).map_err(|_| Error::InternalFailure)?,
+            None => body.into(),
+        };
         let tag = self
             .cipher
-            .encrypt_inout_detached(&nonce(self.counter, last).into(), &self.header, body.into())
+            .encrypt_inout_detached(&nonce(self.counter, last).into(), &self.header, inout)
             .map_err(|_| Error::InternalFailure)?;
         rest[..TAG_LEN].copy_from_slice(&tag);
         self.filled = 0;
@@ -263,6 +275,16 @@ impl Sealer {
         }
         let given = data.len();
         while !data.is_empty() {
+            if self.filled == 0 && data.len() >= self.chunk {
+                // A whole chunk and nothing buffered: sealed from `data`.
+                let (whole, rest) = data.split_at(self.chunk);
+                if let Err(e) = self.seal_chunk(Some(whole), false, out) {
+                    self.failed = true;
+                    return Err(e);
+                }
+                data = rest;
+                continue;
+            }
             let take = (self.chunk - self.filled).min(data.len());
             self.buf[self.filled..self.filled + take].copy_from_slice(&data[..take]);
             self.filled += take;
@@ -437,8 +459,12 @@ impl Opener {
         })
     }
 
-    /// Reads and authenticates the next chunk into `buf`.
-    fn next_chunk(&mut self, input: &mut dyn Read) -> Result<()> {
+    /// Reads and authenticates the next chunk. Its plaintext goes straight
+    /// to `direct` when it fits there (returning its length; nothing stays
+    /// buffered), else into `buf` (returning 0). Either way it is written
+    /// only once the chunk has authenticated: AES-GCM checks the tag over
+    /// the ciphertext before it decrypts, and a failure zeroizes both.
+    fn next_chunk(&mut self, input: &mut dyn Read, direct: &mut [u8]) -> Result<usize> {
         let sealed = self.chunk + TAG_LEN;
         let n = read_full(input, &mut self.buf[..sealed])?;
         if n < TAG_LEN {
@@ -446,30 +472,36 @@ impl Opener {
             return Err(Error::DecryptionFailed);
         }
         let last = n < sealed;
-        let (body, tag) = self.buf[..n].split_at_mut(n - TAG_LEN);
+        let len = n - TAG_LEN;
+        let to_direct = len > 0 && direct.len() >= len;
+        let (body, tag) = self.buf[..n].split_at_mut(len);
         let tag = aes_gcm::Tag::try_from(&*tag).map_err(|_| Error::DecryptionFailed)?;
-        if self
-            .cipher
-            .decrypt_inout_detached(
-                &nonce(self.counter, last).into(),
-                &self.header,
-                body.into(),
-                &tag,
-            )
-            .is_err()
-        {
+        let nonce = nonce(self.counter, last).into();
+        let opened = if to_direct {
+            let inout =
+                InOutBuf::new(&*body, &mut direct[..len]).map_err(|_| Error::InternalFailure)?;
+            self.cipher
+                .decrypt_inout_detached(&nonce, &self.header, inout, &tag)
+        } else {
+            self.cipher
+                .decrypt_inout_detached(&nonce, &self.header, body.into(), &tag)
+        };
+        if opened.is_err() {
             zeroize::Zeroize::zeroize(&mut self.buf[..]);
+            if to_direct {
+                zeroize::Zeroize::zeroize(&mut direct[..len]);
+            }
             return Err(Error::DecryptionFailed);
         }
         self.pos = 0;
-        self.end = n - TAG_LEN;
-        self.total = self.total.saturating_add(self.end as u64);
+        self.end = if to_direct { 0 } else { len };
+        self.total = self.total.saturating_add(len as u64);
         if last {
             self.done = true;
         } else {
             self.counter = self.counter.checked_add(1).ok_or(Error::DecryptionFailed)?;
         }
-        Ok(())
+        Ok(if to_direct { len } else { 0 })
     }
 
     fn read(&mut self, out: &mut [u8], input: &mut dyn Read) -> Result<usize> {
@@ -477,9 +509,13 @@ impl Opener {
             return Err(e.clone());
         }
         while self.pos == self.end && !self.done {
-            if let Err(e) = self.next_chunk(input) {
-                self.failed = Some(e.clone());
-                return Err(e);
+            match self.next_chunk(input, out) {
+                Ok(0) => {}
+                Ok(direct) => return Ok(direct),
+                Err(e) => {
+                    self.failed = Some(e.clone());
+                    return Err(e);
+                }
             }
         }
         let n = (self.end - self.pos).min(out.len());
@@ -505,7 +541,7 @@ impl Opener {
                 out.flush()?;
                 return Ok(written);
             }
-            if let Err(e) = self.next_chunk(input) {
+            if let Err(e) = self.next_chunk(input, &mut []) {
                 self.failed = Some(e.clone());
                 return Err(e);
             }
@@ -642,6 +678,72 @@ mod tests {
 
     fn unwrap_ok(_: u8, _: &[u8]) -> Result<SecretBytes> {
         Ok(key())
+    }
+
+    /// The writer seals whole chunks straight from a large write; the
+    /// bytes are those of small writes (the key and nonces are fixed here).
+    #[test]
+    fn large_writes_seal_the_same_bytes_as_small_ones() {
+        let n = 3 * ENVELOPE_CHUNK_BYTES + 123;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let seal = |pieces: &[usize]| {
+            let mut w = EnvelopeWriter::start(&key(), b"blob", Vec::new()).expect("start");
+            let mut rest = &data[..];
+            for &p in pieces.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (a, b) = rest.split_at(p.min(rest.len()));
+                w.write_all(a).expect("write");
+                rest = b;
+            }
+            w.finish().expect("finish")
+        };
+        let small = seal(&[1000]);
+        assert_eq!(seal(&[n]), small, "one write");
+        assert_eq!(seal(&[5, 2 * ENVELOPE_CHUNK_BYTES]), small, "unaligned");
+        assert_eq!(seal(&[ENVELOPE_CHUNK_BYTES]), small, "aligned");
+    }
+
+    /// A read into a buffer that holds a whole chunk gets the plaintext
+    /// straight from the decryption; a tampered chunk leaves nothing of
+    /// itself there.
+    #[test]
+    fn large_reads_return_only_authenticated_bytes() {
+        let n = 2 * ENVELOPE_CHUNK_BYTES + 7;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let mut w = EnvelopeWriter::start(&key(), b"blob", Vec::new()).expect("start");
+        w.write_all(&data).expect("write");
+        let env = w.finish().expect("finish");
+        for size in [ENVELOPE_CHUNK_BYTES, n + 100, 1000] {
+            let mut r = EnvelopeReader::start(&env[..], &mut unwrap_ok).expect("reader");
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; size];
+            loop {
+                let k = r.read(&mut buf).expect("read");
+                if k == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..k]);
+            }
+            assert_eq!(out, data, "reads of {size}");
+        }
+        // Flip a byte of the second chunk's ciphertext.
+        let mut bad = env.clone();
+        let at = PREFIX_LEN + 4 + ENVELOPE_CHUNK_BYTES + TAG_LEN + 10;
+        bad[at] ^= 1;
+        let mut r = EnvelopeReader::start(&bad[..], &mut unwrap_ok).expect("reader");
+        let mut buf = vec![0xeeu8; n];
+        assert_eq!(r.read(&mut buf).expect("first chunk"), ENVELOPE_CHUNK_BYTES);
+        assert_eq!(buf[..ENVELOPE_CHUNK_BYTES], data[..ENVELOPE_CHUNK_BYTES]);
+        buf.fill(0xee);
+        let e = r.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            buf.iter().all(|&b| b == 0xee || b == 0),
+            "no byte of the tampered chunk reached the caller"
+        );
+        assert!(r.read(&mut buf).is_err(), "the error sticks");
     }
 
     #[test]

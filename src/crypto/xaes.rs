@@ -60,7 +60,9 @@ impl Xaes {
         Self { aes, k1 }
     }
 
-    /// The AES-256-GCM of the key derived for the nonce half `n1`.
+    /// The AES-256-GCM of the key derived for the nonce half `n1`. Inlined,
+    /// so the cipher is built where it is used, not copied there.
+    #[inline(always)]
     fn derive(&self, n1: &[u8]) -> Derived {
         let mut m = [Block::default(), Block::default()];
         for (i, block) in m.iter_mut().enumerate() {

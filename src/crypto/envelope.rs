@@ -26,7 +26,6 @@
 use std::io::{self, Read, Write};
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use zeroize::Zeroizing;
 
@@ -236,22 +235,11 @@ impl Sealer {
 
     /// Seals `buf[..filled]` as chunk `counter` and writes it out.
     fn seal(&mut self, last: bool, out: &mut dyn Write) -> Result<()> {
-        self.seal_chunk(None, last, out)
-    }
-
-    /// Seals chunk `counter` into the buffer and writes it out: `buf[..filled]`
-    /// in place, or `input` (a whole chunk, nothing buffered) read straight
-    /// from the caller's bytes, so its plaintext is not copied first.
-    fn seal_chunk(&mut self, input: Option<&[u8]>, last: bool, out: &mut dyn Write) -> Result<()> {
-        let n = input.map_or(self.filled, <[u8]>::len);
+        let n = self.filled;
         let (body, rest) = self.buf.split_at_mut(n);
-        let inout = match input {
-            Some(input) => InOutBuf::new(input, body).map_err(|_| Error::InternalFailure)?,
-            None => body.into(),
-        };
         let tag = self
             .cipher
-            .encrypt_inout_detached(&nonce(self.counter, last).into(), &self.header, inout)
+            .encrypt_inout_detached(&nonce(self.counter, last).into(), &self.header, body.into())
             .map_err(|_| Error::InternalFailure)?;
         rest[..TAG_LEN].copy_from_slice(&tag);
         self.filled = 0;
@@ -275,16 +263,6 @@ impl Sealer {
         }
         let given = data.len();
         while !data.is_empty() {
-            if self.filled == 0 && data.len() >= self.chunk {
-                // A whole chunk and nothing buffered: sealed from `data`.
-                let (whole, rest) = data.split_at(self.chunk);
-                if let Err(e) = self.seal_chunk(Some(whole), false, out) {
-                    self.failed = true;
-                    return Err(e);
-                }
-                data = rest;
-                continue;
-            }
             let take = (self.chunk - self.filled).min(data.len());
             self.buf[self.filled..self.filled + take].copy_from_slice(&data[..take]);
             self.filled += take;
@@ -459,12 +437,8 @@ impl Opener {
         })
     }
 
-    /// Reads and authenticates the next chunk. Its plaintext goes straight
-    /// to `direct` when it fits there (returning its length; nothing stays
-    /// buffered), else into `buf` (returning 0). Either way it is written
-    /// only once the chunk has authenticated: AES-GCM checks the tag over
-    /// the ciphertext before it decrypts, and a failure zeroizes both.
-    fn next_chunk(&mut self, input: &mut dyn Read, direct: &mut [u8]) -> Result<usize> {
+    /// Reads and authenticates the next chunk into `buf`.
+    fn next_chunk(&mut self, input: &mut dyn Read) -> Result<()> {
         let sealed = self.chunk + TAG_LEN;
         let n = read_full(input, &mut self.buf[..sealed])?;
         if n < TAG_LEN {
@@ -472,36 +446,30 @@ impl Opener {
             return Err(Error::DecryptionFailed);
         }
         let last = n < sealed;
-        let len = n - TAG_LEN;
-        let to_direct = len > 0 && direct.len() >= len;
-        let (body, tag) = self.buf[..n].split_at_mut(len);
+        let (body, tag) = self.buf[..n].split_at_mut(n - TAG_LEN);
         let tag = aes_gcm::Tag::try_from(&*tag).map_err(|_| Error::DecryptionFailed)?;
-        let nonce = nonce(self.counter, last).into();
-        let opened = if to_direct {
-            let inout =
-                InOutBuf::new(&*body, &mut direct[..len]).map_err(|_| Error::InternalFailure)?;
-            self.cipher
-                .decrypt_inout_detached(&nonce, &self.header, inout, &tag)
-        } else {
-            self.cipher
-                .decrypt_inout_detached(&nonce, &self.header, body.into(), &tag)
-        };
-        if opened.is_err() {
+        if self
+            .cipher
+            .decrypt_inout_detached(
+                &nonce(self.counter, last).into(),
+                &self.header,
+                body.into(),
+                &tag,
+            )
+            .is_err()
+        {
             zeroize::Zeroize::zeroize(&mut self.buf[..]);
-            if to_direct {
-                zeroize::Zeroize::zeroize(&mut direct[..len]);
-            }
             return Err(Error::DecryptionFailed);
         }
         self.pos = 0;
-        self.end = if to_direct { 0 } else { len };
-        self.total = self.total.saturating_add(len as u64);
+        self.end = n - TAG_LEN;
+        self.total = self.total.saturating_add(self.end as u64);
         if last {
             self.done = true;
         } else {
             self.counter = self.counter.checked_add(1).ok_or(Error::DecryptionFailed)?;
         }
-        Ok(if to_direct { len } else { 0 })
+        Ok(())
     }
 
     fn read(&mut self, out: &mut [u8], input: &mut dyn Read) -> Result<usize> {
@@ -509,13 +477,9 @@ impl Opener {
             return Err(e.clone());
         }
         while self.pos == self.end && !self.done {
-            match self.next_chunk(input, out) {
-                Ok(0) => {}
-                Ok(direct) => return Ok(direct),
-                Err(e) => {
-                    self.failed = Some(e.clone());
-                    return Err(e);
-                }
+            if let Err(e) = self.next_chunk(input) {
+                self.failed = Some(e.clone());
+                return Err(e);
             }
         }
         let n = (self.end - self.pos).min(out.len());
@@ -541,7 +505,7 @@ impl Opener {
                 out.flush()?;
                 return Ok(written);
             }
-            if let Err(e) = self.next_chunk(input, &mut []) {
+            if let Err(e) = self.next_chunk(input) {
                 self.failed = Some(e.clone());
                 return Err(e);
             }
@@ -680,8 +644,8 @@ mod tests {
         Ok(key())
     }
 
-    /// The writer seals whole chunks straight from a large write; the
-    /// bytes are those of small writes (the key and nonces are fixed here).
+    /// Large, unaligned and chunk-sized writes seal the same bytes as small
+    /// ones (the key and nonces are fixed here).
     #[test]
     fn large_writes_seal_the_same_bytes_as_small_ones() {
         let n = 3 * ENVELOPE_CHUNK_BYTES + 123;
@@ -705,9 +669,8 @@ mod tests {
         assert_eq!(seal(&[ENVELOPE_CHUNK_BYTES]), small, "aligned");
     }
 
-    /// A read into a buffer that holds a whole chunk gets the plaintext
-    /// straight from the decryption; a tampered chunk leaves nothing of
-    /// itself there.
+    /// Reads of any size return the plaintext; a tampered chunk leaves
+    /// nothing of itself in the caller's buffer.
     #[test]
     fn large_reads_return_only_authenticated_bytes() {
         let n = 2 * ENVELOPE_CHUNK_BYTES + 7;

@@ -20,12 +20,12 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
-use xaes_256_gcm::Xaes256Gcm;
 use zeroize::Zeroizing;
 
 use crate::crypto::asym::{PrivateKey, PublicKey};
+use crate::crypto::xaes::Xaes;
 
 use crate::error::{Error, Result};
 use crate::store::record::KeyRecord;
@@ -35,7 +35,11 @@ use crate::store::record::KeyRecord;
 /// Replaced whole on every change to the key, which drops its ciphers.
 pub(crate) struct KeyEntry {
     pub record: KeyRecord,
-    pub(crate) ciphers: RwLock<IdMap<Arc<Xaes256Gcm>>>,
+    pub(crate) ciphers: RwLock<IdMap<Arc<Xaes>>>,
+    /// The cipher of the primary version of `record`, once used: Encrypt
+    /// and GenerateDataKey take it without a lock or a map lookup. The
+    /// primary is fixed for the life of the entry (a rotation replaces it).
+    pub(crate) primary: OnceLock<Arc<Xaes>>,
     /// The parsed secrets of the versions of a key that is not
     /// `Aliyun_AES_256` (private keys, HMAC and SM4 keys), by version id.
     pub(crate) secrets: RwLock<IdMap<Arc<VersionSecret>>>,
@@ -66,6 +70,7 @@ impl KeyEntry {
         Arc::new(Self {
             record,
             ciphers: RwLock::new(IdMap::default()),
+            primary: OnceLock::new(),
             secrets: RwLock::new(IdMap::default()),
             checked: AtomicI64::new(now_ms),
         })
@@ -91,6 +96,7 @@ impl KeyEntry {
         Ok(Arc::new(Self {
             record,
             ciphers: RwLock::new(ciphers),
+            primary: OnceLock::new(),
             secrets: RwLock::new(secrets),
             checked: AtomicI64::new(now_ms),
         }))
@@ -114,18 +120,32 @@ pub(crate) type IdMap<V> = HashMap<String, V, BuildHasherDefault<IdHasher>>;
 pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
+    /// Word-wise FNV carries each word's high bytes only upwards: a final
+    /// mix (splitmix64's) spreads them into the low bits that pick buckets.
     fn finish(&self) -> u64 {
-        self.0
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 
+    /// FNV-1a over 8-byte words (a 36-byte id is 5 multiplications, not
+    /// 36), then the tail bytes.
     fn write(&mut self, bytes: &[u8]) {
+        const PRIME: u64 = 0x0100_0000_01b3;
         let mut h = if self.0 == 0 {
             0xcbf2_9ce4_8422_2325
         } else {
             self.0
         };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            h = (h ^ u64::from_le_bytes(b)).wrapping_mul(PRIME);
+        }
+        for &b in words.remainder() {
+            h = (h ^ u64::from(b)).wrapping_mul(PRIME);
         }
         self.0 = h;
     }

@@ -288,16 +288,48 @@ pub struct KeyListEntry {
 
 /// A lowercase hyphenated UUID.
 pub(crate) fn is_key_id(s: &str) -> bool {
-    s.len() == 36
-        && s.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
-        })
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return false;
+    }
+    // Branch-free over the bytes (every Encrypt checks its KeyId): each is
+    // a lowercase hex digit or a dash, and the only four dashes are where
+    // a UUID has them.
+    let mut ok = true;
+    let mut dashes = 0u8;
+    for &c in b {
+        let dash = c == b'-';
+        ok &= c.is_ascii_digit() | (b'a'..=b'f').contains(&c) | dash;
+        dashes += u8::from(dash);
+    }
+    ok && dashes == 4 && b[8] == b'-' && b[13] == b'-' && b[18] == b'-' && b[23] == b'-'
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_ids_are_lowercase_uuids() {
+        let good = "0b5e1f0c-9c53-4b8e-a0ae-2b7a8c5f0d11";
+        assert!(is_key_id(good));
+        assert!(!is_key_id(&good.to_uppercase()));
+        assert!(!is_key_id(&good[1..]));
+        assert!(!is_key_id(&format!("{good}0")));
+        for at in 0..36 {
+            let mut b = good.as_bytes().to_vec();
+            let dash = matches!(at, 8 | 13 | 18 | 23);
+            for c in [b'-', b'g', b'A', b'0', b' ', 0xff] {
+                b[at] = c;
+                let want = if dash { c == b'-' } else { c == b'0' };
+                assert_eq!(
+                    std::str::from_utf8(&b).is_ok_and(is_key_id),
+                    want,
+                    "{c:#x} at {at}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn wire_strings_round_trip_and_are_case_sensitive() {

@@ -644,6 +644,71 @@ mod tests {
         Ok(key())
     }
 
+    /// Large, unaligned and chunk-sized writes seal the same bytes as small
+    /// ones (the key and nonces are fixed here).
+    #[test]
+    fn large_writes_seal_the_same_bytes_as_small_ones() {
+        let n = 3 * ENVELOPE_CHUNK_BYTES + 123;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let seal = |pieces: &[usize]| {
+            let mut w = EnvelopeWriter::start(&key(), b"blob", Vec::new()).expect("start");
+            let mut rest = &data[..];
+            for &p in pieces.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (a, b) = rest.split_at(p.min(rest.len()));
+                w.write_all(a).expect("write");
+                rest = b;
+            }
+            w.finish().expect("finish")
+        };
+        let small = seal(&[1000]);
+        assert_eq!(seal(&[n]), small, "one write");
+        assert_eq!(seal(&[5, 2 * ENVELOPE_CHUNK_BYTES]), small, "unaligned");
+        assert_eq!(seal(&[ENVELOPE_CHUNK_BYTES]), small, "aligned");
+    }
+
+    /// Reads of any size return the plaintext; a tampered chunk leaves
+    /// nothing of itself in the caller's buffer.
+    #[test]
+    fn large_reads_return_only_authenticated_bytes() {
+        let n = 2 * ENVELOPE_CHUNK_BYTES + 7;
+        let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+        let mut w = EnvelopeWriter::start(&key(), b"blob", Vec::new()).expect("start");
+        w.write_all(&data).expect("write");
+        let env = w.finish().expect("finish");
+        for size in [ENVELOPE_CHUNK_BYTES, n + 100, 1000] {
+            let mut r = EnvelopeReader::start(&env[..], &mut unwrap_ok).expect("reader");
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; size];
+            loop {
+                let k = r.read(&mut buf).expect("read");
+                if k == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..k]);
+            }
+            assert_eq!(out, data, "reads of {size}");
+        }
+        // Flip a byte of the second chunk's ciphertext.
+        let mut bad = env.clone();
+        let at = PREFIX_LEN + 4 + ENVELOPE_CHUNK_BYTES + TAG_LEN + 10;
+        bad[at] ^= 1;
+        let mut r = EnvelopeReader::start(&bad[..], &mut unwrap_ok).expect("reader");
+        let mut buf = vec![0xeeu8; n];
+        assert_eq!(r.read(&mut buf).expect("first chunk"), ENVELOPE_CHUNK_BYTES);
+        assert_eq!(buf[..ENVELOPE_CHUNK_BYTES], data[..ENVELOPE_CHUNK_BYTES]);
+        buf.fill(0xee);
+        let e = r.read(&mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            buf.iter().all(|&b| b == 0xee || b == 0),
+            "no byte of the tampered chunk reached the caller"
+        );
+        assert!(r.read(&mut buf).is_err(), "the error sticks");
+    }
+
     #[test]
     fn writer_and_reader_round_trip_with_any_write_sizes() {
         for n in [0usize, 1, 65535, 65536, 65537, 200_000] {

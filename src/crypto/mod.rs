@@ -8,3 +8,4 @@ pub(crate) mod context;
 pub(crate) mod envelope;
 pub(crate) mod import_token;
 pub(crate) mod sm4_blob;
+pub(crate) mod xaes;

@@ -6,10 +6,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use xaes_256_gcm::Xaes256Gcm;
-use xaes_256_gcm::aead::KeyInit;
-
 use crate::cache::KeyEntry;
+use crate::crypto::xaes::Xaes;
 use crate::error::{Error, Rejection, Result, shorten};
 use crate::kms::{Kms, Writer};
 use crate::store::record::{
@@ -61,6 +59,11 @@ impl Kms {
 
     /// True when a time-driven change of `record` is due now.
     fn due(&self, record: &KeyRecord) -> bool {
+        // Most keys have no date that can fall due: then the clock is not
+        // read (this runs on every Encrypt and Decrypt).
+        if !may_fall_due(record) {
+            return false;
+        }
         let now = self.clock.now();
         deletion_due(record, now)
             || crate::ops::import::material_expiry_due(record, now)
@@ -120,8 +123,32 @@ impl Kms {
         Ok(record)
     }
 
+    /// The cipher of the primary version of `entry`'s key (the one
+    /// Encrypt seals with), kept in the entry after the first use.
+    pub(crate) fn primary_cipher<'e>(&self, entry: &'e KeyEntry) -> Result<&'e Xaes> {
+        if let Some(c) = entry.primary.get() {
+            return Ok(c);
+        }
+        let version = entry.record.primary().ok_or_else(|| {
+            Error::CorruptStore(format!("usable key {} has no version", entry.record.key_id).into())
+        })?;
+        let cipher = self.cipher(entry, &version.id)?;
+        Ok(entry.primary.get_or_init(|| cipher))
+    }
+
+    /// The cipher of `version_id` of `entry`'s key: the primary's without a
+    /// lookup, else [`Kms::cipher`].
+    pub(crate) fn version_cipher(&self, entry: &KeyEntry, version_id: &str) -> Result<Arc<Xaes>> {
+        match entry.primary.get() {
+            Some(c) if entry.record.primary().is_some_and(|v| v.id == version_id) => {
+                Ok(Arc::clone(c))
+            }
+            _ => self.cipher(entry, version_id),
+        }
+    }
+
     /// The cipher of one version of a key, built once and cached with the key.
-    pub(crate) fn cipher(&self, entry: &KeyEntry, version_id: &str) -> Result<Arc<Xaes256Gcm>> {
+    pub(crate) fn cipher(&self, entry: &KeyEntry, version_id: &str) -> Result<Arc<Xaes>> {
         if let Some(c) = entry
             .ciphers
             .read()
@@ -146,9 +173,7 @@ impl Kms {
             }
         }
         let material = self.open_material(&entry.record, version_id)?;
-        let mut key = xaes_256_gcm::Key::<Xaes256Gcm>::from(*material.expose());
-        let cipher = Arc::new(Xaes256Gcm::new(&key));
-        zeroize::Zeroize::zeroize(key.as_mut_slice());
+        let cipher = Arc::new(Xaes::new(material.expose()));
         entry
             .ciphers
             .write()
@@ -323,6 +348,17 @@ impl Kms {
             Err(Error::KeyNotFound(shorten(input)))
         }
     }
+}
+
+/// True when `record` has a date at which a time-driven change can fall
+/// due: the preconditions of [`deletion_due`],
+/// [`material_expiry_due`](crate::ops::import::material_expiry_due) and
+/// [`rotation_due`](crate::ops::versions::rotation_due) that do not depend
+/// on the time.
+fn may_fall_due(record: &KeyRecord) -> bool {
+    (record.state == KeyState::PendingDeletion && record.delete_date.is_some())
+        || record.material_expire.is_some()
+        || (record.automatic_rotation && record.next_rotation.is_some())
 }
 
 /// True when `record` is past its `DeleteDate`.

@@ -9,7 +9,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use xaes_256_gcm::Xaes256Gcm;
 use xaes_256_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
@@ -17,6 +16,7 @@ use crate::cache::KeyEntry;
 use crate::crypto::blob::{self, HEADER_LEN, NONCE_LEN, TAG_LEN};
 pub use crate::crypto::blob::{CiphertextBlob, PlaintextKind};
 use crate::crypto::context::EncryptionContext;
+use crate::crypto::xaes::Xaes;
 use crate::error::shorten;
 use crate::error::{Error, Rejection, Result};
 use crate::kms::Kms;
@@ -396,7 +396,7 @@ impl Kms {
         let version_id = std::str::from_utf8(header.version_id)
             .map_err(|_| Error::KeyVersionNotFound(lossy(header.version_id)))?
             .to_owned();
-        let cipher = self.cipher(&entry, &version_id)?;
+        let cipher = self.version_cipher(&entry, &version_id)?;
         let (header, body, tag) = blob::read::split_mut(&mut blob)?;
         let tag = xaes_256_gcm::Tag::try_from(tag).map_err(|_| Error::DecryptionFailed)?;
         blob::with_aad(header, context.encoded(), |aad| {
@@ -463,12 +463,10 @@ impl Kms {
         if record.spec == crate::types::KeySpec::Sm4 {
             return self.seal_sm4(entry, kind, plaintext, context, nonce);
         }
-        let version = record.primary().ok_or_else(|| {
-            Error::CorruptStore(format!("usable key {} has no version", record.key_id).into())
-        })?;
-        let cipher = self.cipher(entry, &version.id)?;
+        let cipher = self.primary_cipher(entry)?;
+        let version = record.primary().ok_or(Error::InternalFailure)?;
         let blob = seal(
-            &cipher,
+            cipher,
             kind,
             &record.key_id,
             &version.id,
@@ -486,7 +484,7 @@ impl Kms {
 
 /// Builds a v1 blob: header, then `plaintext` sealed in place.
 fn seal(
-    cipher: &Xaes256Gcm,
+    cipher: &Xaes,
     kind: PlaintextKind,
     key_id: &str,
     version_id: &str,
@@ -648,7 +646,7 @@ mod tests {
         (kms, clock, key)
     }
 
-    fn cached_cipher(kms: &Kms, key: &str) -> std::sync::Weak<Xaes256Gcm> {
+    fn cached_cipher(kms: &Kms, key: &str) -> std::sync::Weak<Xaes> {
         let entry = kms.entry(key).expect("entry");
         let version = entry.record.primary().expect("version").id.clone();
         Arc::downgrade(&kms.cipher(&entry, &version).expect("cipher"))
@@ -667,6 +665,30 @@ mod tests {
             kms.encrypt(&key, b"x", &ctx).unwrap_err().code(),
             "Rejected.Disabled"
         );
+    }
+
+    #[test]
+    fn the_primary_cipher_follows_a_rotation() {
+        let (kms, _, key) = setup();
+        let ctx = EncryptionContext::empty();
+        let first = kms.encrypt(&key, b"one", &ctx).expect("encrypt");
+        let entry = kms.entry(&key).expect("entry");
+        let slot = entry.primary.get().expect("kept after Encrypt");
+        let weak = cached_cipher(&kms, &key);
+        assert!(
+            std::ptr::eq(Arc::as_ptr(slot), weak.as_ptr()),
+            "the slot holds the primary version's cipher"
+        );
+        drop(entry);
+        let v2 = kms.create_key_version(&key).expect("rotate").key_version_id;
+        let second = kms.encrypt(&key, b"two", &ctx).expect("encrypt");
+        assert_eq!(second.key_version_id, v2);
+        assert_ne!(first.key_version_id, v2);
+        for (sealed, want) in [(&first, &b"one"[..]), (&second, &b"two"[..])] {
+            let opened = kms.decrypt(&sealed.ciphertext_blob, &ctx).expect("decrypt");
+            assert_eq!(opened.key_version_id, sealed.key_version_id);
+            assert_eq!(opened.plaintext.expose_secret(), want);
+        }
     }
 
     #[test]

@@ -34,7 +34,6 @@ type Block = Array<u8, U16>;
 /// An XAES-256-GCM key, prepared once: its AES-256 key schedule and `K1`.
 /// Zeroized on drop (the key schedule by the `aes` crate's `zeroize`
 /// feature, `K1` here); never printed.
-#[derive(Clone)]
 pub(crate) struct Xaes {
     aes: Aes256Enc,
     k1: [u8; 16],

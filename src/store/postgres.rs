@@ -32,18 +32,22 @@
 //!   records;
 //! - data-modifying `WITH` (`WITH ok AS (...), put AS (INSERT ...
 //!   RETURNING 1) SELECT ...`), `NOT EXISTS`, `IS DISTINCT FROM`;
-//! - `START TRANSACTION ISOLATION LEVEL SERIALIZABLE`, `COMMIT`, `ROLLBACK`.
+//! - `START TRANSACTION ISOLATION LEVEL SERIALIZABLE`, `COMMIT`, `ROLLBACK`,
+//!   and the startup option `default_transaction_isolation = serializable`
+//!   (each connection sets it when it connects).
 //!
 //! No PL/pgSQL, no triggers, no sequences, no advisory locks, no
 //! LISTEN/NOTIFY: correctness rests on serializable transactions alone.
 //!
 //! # Concurrency
 //!
-//! Every write is one serializable transaction of three round trips: start,
-//! one statement that checks every expectation and, only if all hold,
-//! writes every put and delete, commit. (A batch of more than a thousand
-//! records or expectations sends them a thousand per statement.) [`Keystore::apply_if`] reads
-//! its expectations inside that transaction; a concurrent writer that would
+//! Every write is one serializable transaction of one round trip: one
+//! statement, run on its own (the connection's transactions are
+//! serializable by default), that checks every expectation and, only if all
+//! hold, writes every put and delete. (A batch of more than a thousand
+//! records or expectations is an explicit transaction that sends them a
+//! thousand per statement.) [`Keystore::apply_if`] reads its expectations
+//! inside that transaction; a concurrent writer that would
 //! break serializability makes the server abort one of them with SQLSTATE
 //! 40001 (or 40P01), which `apply_if` reports as [`Conflict`] and `apply`
 //! retries. No in-process lock takes part.
@@ -58,10 +62,11 @@
 //! A server that cannot be reached, or a connection lost during an operation,
 //! is [`StoreError::Unavailable`]: the open transaction dies with the
 //! connection, so nothing of it is applied, except when the connection is
-//! lost while the server commits, where the outcome is unknown and the error
-//! says so. An operation that finds its pooled connection dead before it
-//! committed anything is retried once on a fresh connection, so service
-//! resumes as soon as the server is back. Missing privileges or a refused
+//! lost once a write was sent, where the outcome is unknown and the error
+//! says so. The pool drops connections the server closed (a restart) before
+//! it hands them out, and a read that finds its pooled connection dead is
+//! retried once on a fresh connection, so service resumes as soon as the
+//! server is back. Missing privileges or a refused
 //! login are [`StoreError::Denied`]. Messages carry the server's own message
 //! and `user@host:port/database`, never a password.
 //!
@@ -309,13 +314,10 @@ impl PostgresKeystore {
             .all(|n| *n <= ROWS_PER_STATEMENT);
         if small {
             // The usual write: one statement checks every expectation and,
-            // only if all hold, writes every put and delete.
+            // only if all hold, writes every put and delete. It is its own
+            // serializable transaction (the connection's default), so the
+            // write is one round trip: no BEGIN, no COMMIT.
             let write = conn.prepared(sql, Q::Write)?;
-            let mut tx = conn
-                .client
-                .build_transaction()
-                .isolation_level(IsolationLevel::Serializable)
-                .start()?;
             let e_ns: Vec<&str> = expect.iter().map(|e| e.ns).collect();
             let e_id: Vec<&[u8]> = expect.iter().map(|e| e.id).collect();
             let e_v: Vec<Option<&[u8]>> = expect.iter().map(|e| e.value).collect();
@@ -324,19 +326,18 @@ impl PostgresKeystore {
             let p_v: Vec<&[u8]> = puts.iter().map(|p| p.2).collect();
             let d_ns: Vec<&str> = deletes.iter().map(|d| d.0).collect();
             let d_id: Vec<&[u8]> = deletes.iter().map(|d| d.1).collect();
-            let held: bool = tx
+            // A connection that died while idle is found by the pool
+            // (`is_closed`) before it is used; a loss from here on leaves the
+            // outcome unknown.
+            *committing = true;
+            let held: bool = conn
+                .client
                 .query_one(
                     &write,
                     &[&e_ns, &e_id, &e_v, &p_ns, &p_id, &p_v, &d_ns, &d_id],
                 )?
                 .try_get(0)?;
-            if !held {
-                tx.rollback()?;
-                return Ok(Err(Conflict));
-            }
-            *committing = true;
-            tx.commit()?;
-            return Ok(Ok(()));
+            return Ok(if held { Ok(()) } else { Err(Conflict) });
         }
         let get_many = conn.prepared(sql, Q::GetMany)?;
         let put = conn.prepared(sql, Q::Put)?;
@@ -725,6 +726,15 @@ impl Server {
         let bad = |why: String| StoreError::Other(format!("PostgreSQL connection string: {why}"));
         let (rest, mode, root) = split_tls_options(url).map_err(bad)?;
         let mut config: postgres::Config = rest.parse().map_err(|e| bad(format!("{e}")))?;
+        // Every transaction is serializable, the single-statement ones too:
+        // a write is then one round trip (see `PostgresKeystore::transaction`).
+        let options = match config.get_options() {
+            Some(o) if !o.is_empty() => {
+                format!("{o} -c default_transaction_isolation=serializable")
+            }
+            _ => "-c default_transaction_isolation=serializable".to_owned(),
+        };
+        config.options(&options);
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }

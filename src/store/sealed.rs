@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hmac::{KeyInit as _, Mac as _};
 use xaes_256_gcm::aead::AeadInOut;
@@ -337,6 +337,19 @@ impl Snapshot {
     }
 }
 
+/// The head and the records (as stored) that this holder's last commit
+/// wrote to a shared store. Until another commit lands they are the store's
+/// current state, so a write may start from them instead of reading them
+/// over the network: its commit is conditional on the head, so a stale start
+/// fails as a conflict (nothing applied), which forgets them, and the retry
+/// reads. Every commit rewrites the head, so an unchanged head means these
+/// records are unchanged too.
+struct LastCommit {
+    sealed: Vec<u8>,
+    head: Head,
+    records: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+}
+
 /// A [`Keystore`] whose records are sealed and covered by the head.
 pub(crate) struct SealedStore {
     inner: Box<dyn Keystore>,
@@ -344,6 +357,9 @@ pub(crate) struct SealedStore {
     store_id: StoreId,
     /// Serializes the read-modify-write of the head.
     commit: Mutex<()>,
+    /// What this holder's last commit left in a shared store (see
+    /// [`LastCommit`]).
+    last: Mutex<Option<LastCommit>>,
     /// The sequence of the last commit applied.
     seq: AtomicU64,
     witness: Option<Witness>,
@@ -471,6 +487,7 @@ impl SealedStore {
             root,
             store_id,
             commit: Mutex::new(()),
+            last: Mutex::new(None),
             seq: AtomicU64::new(0),
             witness: None,
             clock: opts.clock.clone().unwrap_or_else(|| Arc::new(SystemClock)),
@@ -650,6 +667,9 @@ impl SealedStore {
         ns: &'static str,
         id: &[u8],
     ) -> Result<(Snapshot, Option<Vec<u8>>)> {
+        if let Some(hit) = self.reading_last_commit(ns, id)? {
+            return Ok(hit);
+        }
         let mut got = self
             .inner
             .get_many(&[(NS_HEAD, HEAD_HEAD), (ns, id)])?
@@ -672,6 +692,60 @@ impl SealedStore {
             }
         };
         Ok((snap, value))
+    }
+
+    /// [`SealedStore::snapshot_reading`] from this holder's last commit,
+    /// when it wrote `(ns, id)`; `None` when it did not (or there is none).
+    fn reading_last_commit(
+        &self,
+        ns: &'static str,
+        id: &[u8],
+    ) -> Result<Option<(Snapshot, Option<Vec<u8>>)>> {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(last) = last.as_ref() else {
+            return Ok(None);
+        };
+        let Some(stored) = last.records.get(&(ns, id.to_vec())) else {
+            return Ok(None);
+        };
+        let value = match stored {
+            None => None,
+            Some(sealed) => {
+                let root = self.root.read();
+                let mut plain = open_record(root.keys(), &self.store_id, ns, id, sealed)
+                    .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
+                Some(std::mem::take(&mut *plain))
+            }
+        };
+        let snap = Snapshot {
+            sealed: last.sealed.clone(),
+            head: last.head,
+            known: vec![(ns, id.to_vec(), stored.clone())],
+        };
+        Ok(Some((snap, value)))
+    }
+
+    /// Remembers (on a shared store) or forgets what the last commit wrote.
+    fn remember(&self, commit: Option<(&Batch, &[u8], Head)>) {
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        *last = match commit {
+            Some((out, sealed, head)) if self.inner.is_shared() => Some(LastCommit {
+                sealed: sealed.to_vec(),
+                head,
+                records: out
+                    .ops()
+                    .iter()
+                    .filter_map(|op| match op {
+                        Op::Put { ns, id, value } if *ns != NS_HEAD => {
+                            Some(((*ns, id.clone()), Some(value.clone())))
+                        }
+                        Op::Delete { ns, id } if *ns != NS_HEAD => Some(((*ns, id.clone()), None)),
+                        _ => None,
+                    })
+                    .collect(),
+            }),
+            _ => None,
+        };
     }
 
     fn snapshot_of(&self, sealed: Option<Vec<u8>>) -> Result<Snapshot> {
@@ -764,20 +838,25 @@ impl SealedStore {
                     holds = holds && self.inner.get(ns, id)?.is_none();
                 }
                 if holds {
-                    self.inner.apply(out)?;
+                    self.inner.apply(out.clone())?;
                     Ok(())
                 } else {
                     Err(Conflict)
                 }
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                self.remember(None);
+                return Err(e.into());
+            }
         };
         if applied.is_err() {
+            self.remember(None);
             return Err(Error::Storage(StoreError::Conflict(
                 "another writer committed since this write read the store; nothing was applied"
                     .into(),
             )));
         }
+        self.remember(Some((&out, &sealed, head)));
         self.seq.fetch_max(head.seq, Ordering::AcqRel);
         *snap = Snapshot {
             sealed,
@@ -911,6 +990,7 @@ impl SealedStore {
             .commit
             .lock()
             .map_err(|_| StoreError::Other("the commit lock is poisoned".into()))?;
+        self.remember(None);
         let new = Arc::new(new);
         let mut root = self.root.write();
         let old = Arc::clone(&root);

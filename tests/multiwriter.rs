@@ -267,3 +267,80 @@ fn a_write_started_from_a_stale_last_commit_conflicts_once_and_lands() {
     let report = a.verify().expect("verify");
     assert!(report.is_ok(), "{report}");
 }
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// A shared store that runs a hook once, at the first read of key material.
+#[derive(Clone, Default)]
+struct Hooked {
+    inner: Shared,
+    hook: Arc<std::sync::Mutex<Option<Hook>>>,
+}
+
+impl std::fmt::Debug for Hooked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hooked")
+    }
+}
+
+impl Keystore for Hooked {
+    fn get(&self, ns: &str, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if ns == "material" {
+            let hook = self.hook.lock().expect("hook").take();
+            if let Some(hook) = hook {
+                hook();
+            }
+        }
+        self.inner.get(ns, id)
+    }
+    fn scan(&self, ns: &str, scan: Scan<'_>) -> Result<Vec<Record>, StoreError> {
+        self.inner.scan(ns, scan)
+    }
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        self.inner.apply(batch)
+    }
+    fn apply_if(
+        &self,
+        expect: &[Expect<'_>],
+        batch: Batch,
+    ) -> Result<Result<(), Conflict>, StoreError> {
+        self.inner.apply_if(expect, batch)
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush()
+    }
+    fn visit_all(&self, visit: &mut localkms::store::Visitor<'_>) -> Result<(), StoreError> {
+        self.inner.visit_all(visit)
+    }
+    fn is_shared(&self) -> bool {
+        true
+    }
+}
+
+/// A key purged by another process while `verify` runs is not reported as
+/// missing material: only a key record still as read is a finding.
+#[test]
+fn verify_does_not_report_material_purged_by_another_process_meanwhile() {
+    let store = Hooked::default();
+    let clock = ManualClock::new(1_700_000_000);
+    let build = || {
+        Kms::builder()
+            .keystore(store.clone())
+            .root_key_bytes(&ROOT)
+            .clock(clock.clone())
+            .cache_ttl(Duration::ZERO)
+            .build()
+            .expect("build")
+    };
+    let (a, b) = (build(), build());
+    let key = b.create_key(&Default::default()).expect("create").key_id;
+    b.schedule_key_deletion(&key, 7).expect("schedule");
+    clock.advance(7 * 86_400);
+    let purger = b.clone();
+    *store.hook.lock().expect("hook") = Some(Box::new(move || {
+        assert_eq!(purger.purge_expired().expect("purge"), 1);
+    }));
+    let report = a.verify().expect("verify");
+    assert!(store.hook.lock().expect("hook").is_none(), "the hook ran");
+    assert!(report.problems.is_empty(), "{report}");
+}

@@ -98,6 +98,9 @@ fn store_id_record_and_head_match() {
     assert_eq!(term.to_vec(), field("digest_term"));
     let head = golden::head(7, 1, term);
     assert_eq!(head, field("head_plaintext"));
+    let until = i64::from_be_bytes(arr(field("leased_head_until_ms")));
+    let leased = golden::leased_head(7, 1, term, arr(field("leased_head_owner")), until);
+    assert_eq!(leased, field("leased_head_plaintext"));
     let sealed_head = golden::seal_record(
         &root,
         &sid,

@@ -476,6 +476,24 @@ pub mod golden {
         .encode()
     }
 
+    /// The plaintext of a head that carries a root-key rotation's lease
+    /// (owner, expiry in milliseconds since the epoch).
+    pub fn leased_head(
+        seq: u64,
+        count: u64,
+        digest: [u8; 32],
+        owner: [u8; 16],
+        until_ms: i64,
+    ) -> Vec<u8> {
+        sealed::Head {
+            seq,
+            count,
+            digest: sealed::Digest(digest),
+            lease: Some(sealed::Lease { owner, until_ms }),
+        }
+        .encode()
+    }
+
     /// Checks a backup completely (nothing is written); returns how many
     /// records it holds.
     ///

@@ -681,17 +681,20 @@ impl SealedStore {
             .into());
         };
         let mut snap = self.snapshot_of(head)?;
-        snap.known.push((ns, id.to_vec(), value.clone()));
-        let value = match value {
-            None => None,
-            Some(sealed) => {
-                let root = self.root.read();
-                let mut plain = open_record(root.keys(), &self.store_id, ns, id, &sealed)
-                    .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
-                Some(std::mem::take(&mut *plain))
-            }
+        let opened = self.opened(ns, id, value.as_deref())?;
+        snap.known.push((ns, id.to_vec(), value));
+        Ok((snap, opened))
+    }
+
+    /// The opened value of `(ns, id)` stored as `stored`.
+    fn opened(&self, ns: &str, id: &[u8], stored: Option<&[u8]>) -> Result<Option<Vec<u8>>> {
+        let Some(sealed) = stored else {
+            return Ok(None);
         };
-        Ok((snap, value))
+        let root = self.root.read();
+        let mut plain = open_record(root.keys(), &self.store_id, ns, id, sealed)
+            .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
+        Ok(Some(std::mem::take(&mut *plain)))
     }
 
     /// [`SealedStore::snapshot_reading`] from this holder's last commit,
@@ -708,15 +711,7 @@ impl SealedStore {
         let Some(stored) = last.records.get(&(ns, id.to_vec())) else {
             return Ok(None);
         };
-        let value = match stored {
-            None => None,
-            Some(sealed) => {
-                let root = self.root.read();
-                let mut plain = open_record(root.keys(), &self.store_id, ns, id, sealed)
-                    .ok_or_else(|| self.unopened(root.keys(), ns, id))?;
-                Some(std::mem::take(&mut *plain))
-            }
-        };
+        let value = self.opened(ns, id, stored.as_deref())?;
         let snap = Snapshot {
             sealed: last.sealed.clone(),
             head: last.head,

@@ -47,6 +47,35 @@ fn conformance_suite() {
     });
 }
 
+/// The write path for poolers: every write in START/COMMIT.
+#[test]
+fn conformance_suite_with_explicit_transactions() {
+    let Some(server) = server() else { return };
+    conformance::run_all(|| {
+        Box::new(
+            PostgresKeystore::connect(&server.url(), &schema("explicit"))
+                .expect("connect")
+                .explicit_transactions(),
+        )
+    });
+}
+
+/// One-statement writes and explicit transactions on one store, at once:
+/// the count stays exact.
+#[test]
+fn one_statement_and_explicit_writers_together_count_exactly() {
+    let Some(server) = server() else { return };
+    let name = schema("mixed");
+    let plain: Arc<dyn Keystore> =
+        Arc::new(PostgresKeystore::connect(&server.url(), &name).expect("connect"));
+    let explicit: Arc<dyn Keystore> = Arc::new(
+        PostgresKeystore::connect(&server.url(), &name)
+            .expect("connect")
+            .explicit_transactions(),
+    );
+    conformance::concurrent_increments_are_exact(&[plain, explicit], 3, 20);
+}
+
 #[test]
 fn two_holders_of_one_store() {
     let Some(server) = server() else { return };

@@ -122,6 +122,8 @@ struct Inner {
     sql: Sql,
     idle: Mutex<Vec<Conn>>,
     pool: AtomicUsize,
+    /// Writes always in START/COMMIT (see `explicit_transactions`).
+    explicit: std::sync::atomic::AtomicBool,
 }
 
 impl fmt::Debug for PostgresKeystore {
@@ -158,6 +160,7 @@ impl PostgresKeystore {
                 sql: Sql::new(schema),
                 idle: Mutex::new(Vec::new()),
                 pool: AtomicUsize::new(DEFAULT_POOL),
+                explicit: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         store.open_schema()?;
@@ -169,6 +172,20 @@ impl PostgresKeystore {
     #[must_use]
     pub fn pool_size(self, n: usize) -> Self {
         self.inner.pool.store(n, Ordering::Relaxed);
+        self
+    }
+
+    /// Wraps every write in `START TRANSACTION ISOLATION LEVEL
+    /// SERIALIZABLE` … `COMMIT` (three round trips) instead of sending it as
+    /// one statement that runs serializable by the connection's default.
+    /// For a connection pooler between the library and the server that does
+    /// not keep a connection's session settings (transaction pooling). A
+    /// pooler that drops the startup option is detected at connect and
+    /// gets this without asking.
+    #[must_use]
+    pub fn explicit_transactions(self) -> Self {
+        self.inner.explicit.store(true, Ordering::Relaxed);
+        self.drop_idle();
         self
     }
 
@@ -222,7 +239,11 @@ impl PostgresKeystore {
             .pop();
         match reused {
             Some(conn) if !conn.client.is_closed() => Ok((conn, true)),
-            _ => Ok((self.inner.server.connect()?, false)),
+            _ => {
+                let mut conn = self.inner.server.connect()?;
+                conn.serializable &= !self.inner.explicit.load(Ordering::Relaxed);
+                Ok((conn, false))
+            }
         }
     }
 
@@ -326,18 +347,31 @@ impl PostgresKeystore {
             let p_v: Vec<&[u8]> = puts.iter().map(|p| p.2).collect();
             let d_ns: Vec<&str> = deletes.iter().map(|d| d.0).collect();
             let d_id: Vec<&[u8]> = deletes.iter().map(|d| d.1).collect();
-            // A connection that died while idle is found by the pool
-            // (`is_closed`) before it is used; a loss from here on leaves the
-            // outcome unknown.
-            *committing = true;
-            let held: bool = conn
+            let params: [&(dyn postgres::types::ToSql + Sync); 8] =
+                [&e_ns, &e_id, &e_v, &p_ns, &p_id, &p_v, &d_ns, &d_id];
+            if conn.serializable {
+                // A connection that died while idle is found by the pool
+                // (`is_closed`) before it is used; a loss from here on leaves
+                // the outcome unknown.
+                *committing = true;
+                let held: bool = conn.client.query_one(&write, &params)?.try_get(0)?;
+                return Ok(if held { Ok(()) } else { Err(Conflict) });
+            }
+            // The server did not take the connection's default (a pooler
+            // that drops startup options): an explicit transaction.
+            let mut tx = conn
                 .client
-                .query_one(
-                    &write,
-                    &[&e_ns, &e_id, &e_v, &p_ns, &p_id, &p_v, &d_ns, &d_id],
-                )?
-                .try_get(0)?;
-            return Ok(if held { Ok(()) } else { Err(Conflict) });
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()?;
+            let held: bool = tx.query_one(&write, &params)?.try_get(0)?;
+            if !held {
+                tx.rollback()?;
+                return Ok(Err(Conflict));
+            }
+            *committing = true;
+            tx.commit()?;
+            return Ok(Ok(()));
         }
         let get_many = conn.prepared(sql, Q::GetMany)?;
         let put = conn.prepared(sql, Q::Put)?;
@@ -676,6 +710,9 @@ impl Sql {
 /// A pooled connection with the statements it has prepared.
 struct Conn {
     client: Client,
+    /// The server runs this connection's transactions serializable by
+    /// default (the startup option took): a write may be one statement.
+    serializable: bool,
     prepared: [Option<Statement>; 9],
 }
 
@@ -768,13 +805,18 @@ impl Server {
             None => self.config.connect(NoTls),
             Some(tls) => self.config.connect(tls.clone()),
         };
-        match connected {
-            Ok(client) => Ok(Conn {
-                client,
-                prepared: Default::default(),
-            }),
-            Err(e) => Err(self.connect_error(&e)),
-        }
+        let mut client = connected.map_err(|e| self.connect_error(&e))?;
+        // Checked, not assumed: a pooler in between may drop the option.
+        let serializable = client
+            .query_one("SHOW default_transaction_isolation", &[])
+            .and_then(|row| row.try_get::<_, String>(0))
+            .map_err(|e| classify(&format!("PostgreSQL at {}", self.place), &e))?
+            == "serializable";
+        Ok(Conn {
+            client,
+            serializable,
+            prepared: Default::default(),
+        })
     }
 
     fn connect_error(&self, e: &postgres::Error) -> StoreError {

@@ -44,9 +44,13 @@
 //! Every write is one serializable transaction of one round trip: one
 //! statement, run on its own (the connection's transactions are
 //! serializable by default), that checks every expectation and, only if all
-//! hold, writes every put and delete. (A batch of more than a thousand
-//! records or expectations is an explicit transaction that sends them a
-//! thousand per statement.) [`Keystore::apply_if`] reads its expectations
+//! hold, writes every put and delete. The default is checked on each new
+//! connection (`SHOW default_transaction_isolation`); where it did not take
+//! (a pooler that drops startup options), or with
+//! [`PostgresKeystore::explicit_transactions`], the statement runs inside
+//! `START TRANSACTION ISOLATION LEVEL SERIALIZABLE` … `COMMIT`. (A batch of
+//! more than a thousand records or expectations is an explicit transaction
+//! that sends them a thousand per statement.) [`Keystore::apply_if`] reads its expectations
 //! inside that transaction; a concurrent writer that would
 //! break serializability makes the server abort one of them with SQLSTATE
 //! 40001 (or 40P01), which `apply_if` reports as [`Conflict`] and `apply`

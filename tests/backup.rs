@@ -6,9 +6,7 @@ mod support;
 use std::sync::Arc;
 
 use localkms::store::{Batch, Keystore, MemoryKeystore, Record, Scan, StoreError, Visitor, golden};
-use localkms::{
-    CreateKeyRequest, EncryptionContext, Error, KeyState, Kms, ManualClock, Tag, WrappingAlgorithm,
-};
+use localkms::{Error, Kms, ManualClock};
 
 const ROOT: [u8; 32] = [0x24; 32];
 const T0: i64 = 1_767_225_600;
@@ -45,77 +43,6 @@ fn records(store: &dyn Keystore) -> usize {
     n
 }
 
-fn ctx() -> EncryptionContext {
-    EncryptionContext::empty()
-}
-
-/// Keys in several states with blobs, an alias, a tag, imported material.
-fn populate(kms: &Kms) -> Vec<(String, localkms::CiphertextBlob)> {
-    let a = kms
-        .create_key(&CreateKeyRequest {
-            tags: vec![Tag::new("team", "x").expect("tag")],
-            ..Default::default()
-        })
-        .expect("a")
-        .key_id;
-    kms.create_alias("alias/a", &a).expect("alias");
-    let mut blobs = vec![(
-        a.clone(),
-        kms.encrypt(&a, b"a1", &ctx()).expect("e").ciphertext_blob,
-    )];
-    kms.create_key_version(&a).expect("rotate");
-    blobs.push((
-        a.clone(),
-        kms.encrypt(&a, b"a2", &ctx()).expect("e").ciphertext_blob,
-    ));
-    let ext = support::external(kms);
-    support::import(
-        kms,
-        &ext,
-        WrappingAlgorithm::RsaesOaepSha256,
-        &[3; 32],
-        None,
-    )
-    .expect("import");
-    blobs.push((
-        ext.clone(),
-        kms.encrypt(&ext, b"x", &ctx()).expect("e").ciphertext_blob,
-    ));
-    let b = kms.create_key(&Default::default()).expect("b").key_id;
-    blobs.push((
-        b.clone(),
-        kms.encrypt(&b, b"b", &ctx()).expect("e").ciphertext_blob,
-    ));
-    kms.disable_key(&b).expect("disable");
-    blobs
-}
-
-fn check_restored(kms: &Kms, blobs: &[(String, localkms::CiphertextBlob)]) {
-    let r = kms.verify().expect("verify");
-    assert!(r.is_ok(), "{r}");
-    for (key, blob) in blobs {
-        match kms.decrypt(blob, &ctx()) {
-            Ok(d) => assert_eq!(&d.key_id, key),
-            Err(e) => {
-                assert_eq!(e.code(), "Rejected.Disabled", "{e:?}");
-                assert_eq!(
-                    kms.describe_key(key).expect("d").key_state,
-                    KeyState::Disabled
-                );
-            }
-        }
-    }
-    assert_eq!(kms.list_resource_tags(&blobs[0].0).expect("tags").len(), 1);
-    assert_eq!(
-        kms.encrypt("alias/a", b"y", &ctx()).expect("alias").key_id,
-        blobs[0].0
-    );
-    // The restored store takes new writes.
-    kms.create_key(&Default::default())
-        .expect("create after restore");
-    assert!(kms.verify().expect("verify").is_ok());
-}
-
 #[test]
 fn sled_to_memory_and_back() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -127,7 +54,7 @@ fn sled_to_memory_and_back() {
     };
     let (backup, blobs) = {
         let kms = sled(dir.path()).build().expect("open");
-        let blobs = populate(&kms);
+        let blobs = support::populate(&kms);
         let mut out = Vec::new();
         let info = kms.backup(&mut out).expect("backup");
         assert_eq!(info.bytes as usize, out.len());
@@ -142,7 +69,7 @@ fn sled_to_memory_and_back() {
         .restore(backup.as_slice())
         .build()
         .expect("restore into memory");
-    check_restored(&mem, &blobs);
+    support::check_restored(&mem, &blobs);
     let mut again = Vec::new();
     mem.backup(&mut again).expect("backup of memory");
     // And back into a new sled store (its directory may hold a root key file).
@@ -151,7 +78,7 @@ fn sled_to_memory_and_back() {
         .restore(again.as_slice())
         .build()
         .expect("restore into sled");
-    check_restored(&kms, &blobs);
+    support::check_restored(&kms, &blobs);
     drop(kms);
     let kms = sled(target.path()).build().expect("reopen");
     assert!(kms.verify().expect("verify").is_ok());
@@ -160,7 +87,7 @@ fn sled_to_memory_and_back() {
 #[test]
 fn bad_backups_and_non_empty_targets_are_refused_before_any_write() {
     let kms = Kms::builder().root_key_bytes(&ROOT).build().expect("kms");
-    populate(&kms);
+    support::populate(&kms);
     let mut backup = Vec::new();
     kms.backup(&mut backup).expect("backup");
     let restore = |bytes: &[u8], root: &[u8; 32], tap: &Tap| {

@@ -15,9 +15,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use localkms::store::PostgresKeystore;
-use localkms::{
-    CreateKeyRequest, EncryptionContext, KeyState, Kms, ManualClock, Tag, WrappingAlgorithm,
-};
+use localkms::{EncryptionContext, Kms, ManualClock};
 use pg::PgServer;
 
 const ROOT: [u8; 32] = [0x42; 32];
@@ -53,87 +51,13 @@ fn on_sled(dir: &std::path::Path) -> localkms::KmsBuilder {
         .clock(ManualClock::new(T0))
 }
 
-/// Keys in several states with blobs: an alias, a tag, a second version,
-/// imported material, a disabled key.
-fn populate(kms: &Kms) -> Vec<(String, localkms::CiphertextBlob)> {
-    let a = kms
-        .create_key(&CreateKeyRequest {
-            tags: vec![Tag::new("team", "x").expect("tag")],
-            ..Default::default()
-        })
-        .expect("a")
-        .key_id;
-    kms.create_alias("alias/a", &a).expect("alias");
-    let mut blobs = vec![(
-        a.clone(),
-        kms.encrypt(&a, b"a1", &ctx()).expect("e").ciphertext_blob,
-    )];
-    kms.create_key_version(&a).expect("rotate");
-    blobs.push((
-        a.clone(),
-        kms.encrypt(&a, b"a2", &ctx()).expect("e").ciphertext_blob,
-    ));
-    let ext = support::external(kms);
-    support::import(
-        kms,
-        &ext,
-        WrappingAlgorithm::RsaesOaepSha256,
-        &[3; 32],
-        None,
-    )
-    .expect("import");
-    blobs.push((
-        ext.clone(),
-        kms.encrypt(&ext, b"x", &ctx()).expect("e").ciphertext_blob,
-    ));
-    let b = kms.create_key(&Default::default()).expect("b").key_id;
-    blobs.push((
-        b.clone(),
-        kms.encrypt(&b, b"b", &ctx()).expect("e").ciphertext_blob,
-    ));
-    kms.disable_key(&b).expect("disable");
-    blobs
-}
-
-/// verify() passes, every blob decrypts (or its key is disabled, as it was),
-/// the alias and the tag came along, and the store takes new writes.
-fn check_restored(kms: &Kms, blobs: &[(String, localkms::CiphertextBlob)]) {
-    let r = kms.verify().expect("verify");
-    assert!(r.is_ok(), "{r}");
-    let mut decrypted = 0;
-    for (key, blob) in blobs {
-        match kms.decrypt(blob, &ctx()) {
-            Ok(d) => {
-                assert_eq!(&d.key_id, key);
-                decrypted += 1;
-            }
-            Err(e) => {
-                assert_eq!(e.code(), "Rejected.Disabled", "{e:?}");
-                assert_eq!(
-                    kms.describe_key(key).expect("d").key_state,
-                    KeyState::Disabled
-                );
-            }
-        }
-    }
-    assert_eq!(decrypted, blobs.len() - 1);
-    assert_eq!(kms.list_resource_tags(&blobs[0].0).expect("tags").len(), 1);
-    assert_eq!(
-        kms.encrypt("alias/a", b"y", &ctx()).expect("alias").key_id,
-        blobs[0].0
-    );
-    kms.create_key(&Default::default())
-        .expect("create after restore");
-    assert!(kms.verify().expect("verify").is_ok());
-}
-
 #[test]
 fn sled_to_postgres_and_back() {
     let Some(server) = server() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let (backup, blobs) = {
         let kms = on_sled(dir.path()).build().expect("open sled");
-        let blobs = populate(&kms);
+        let blobs = support::populate(&kms);
         let mut out = Vec::new();
         kms.backup(&mut out).expect("backup");
         (out, blobs)
@@ -144,7 +68,7 @@ fn sled_to_postgres_and_back() {
         .restore(backup.as_slice())
         .build()
         .expect("restore into postgres");
-    check_restored(&kms, &blobs);
+    support::check_restored(&kms, &blobs);
     let mut again = Vec::new();
     kms.backup(&mut again).expect("backup of postgres");
     drop(kms);
@@ -161,7 +85,7 @@ fn sled_to_postgres_and_back() {
         .restore(again.as_slice())
         .build()
         .expect("restore into sled");
-    check_restored(&kms, &blobs);
+    support::check_restored(&kms, &blobs);
     drop(kms);
     let kms = on_sled(target.path()).build().expect("reopen sled");
     assert!(kms.verify().expect("verify").is_ok());
@@ -173,7 +97,7 @@ fn postgres_to_sled_and_back_into_another_schema() {
     let source = schema("source");
     let (backup, blobs) = {
         let kms = on_pg(server, &source).build().expect("open postgres");
-        let blobs = populate(&kms);
+        let blobs = support::populate(&kms);
         let mut out = Vec::new();
         kms.backup(&mut out).expect("backup");
         (out, blobs)
@@ -183,14 +107,14 @@ fn postgres_to_sled_and_back_into_another_schema() {
         .restore(backup.as_slice())
         .build()
         .expect("restore into sled");
-    check_restored(&kms, &blobs);
+    support::check_restored(&kms, &blobs);
     let mut again = Vec::new();
     kms.backup(&mut again).expect("backup of sled");
     let kms = on_pg(server, &schema("target"))
         .restore(again.as_slice())
         .build()
         .expect("restore into a second schema");
-    check_restored(&kms, &blobs);
+    support::check_restored(&kms, &blobs);
 }
 
 #[test]
@@ -198,7 +122,7 @@ fn a_non_empty_schema_and_a_wrong_root_key_are_refused() {
     let Some(server) = server() else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let kms = on_sled(dir.path()).build().expect("open sled");
-    let _ = populate(&kms);
+    let _ = support::populate(&kms);
     let mut backup = Vec::new();
     kms.backup(&mut backup).expect("backup");
     // A schema that already holds a store.

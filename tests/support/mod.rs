@@ -144,3 +144,89 @@ pub fn wrap_with_python(
         .trim()
         .to_owned()
 }
+
+// ---- for the backup round trips (tests/backup.rs, tests/pg_backup.rs) ----
+
+/// Keys in several states with blobs: an alias, a tag, a second version,
+/// imported material, a disabled key.
+pub fn populate(kms: &Kms) -> Vec<(String, localkms::CiphertextBlob)> {
+    let a = kms
+        .create_key(&localkms::CreateKeyRequest {
+            tags: vec![localkms::Tag::new("team", "x").expect("tag")],
+            ..Default::default()
+        })
+        .expect("a")
+        .key_id;
+    kms.create_alias("alias/a", &a).expect("alias");
+    let mut blobs = vec![(
+        a.clone(),
+        kms.encrypt(&a, b"a1", &localkms::EncryptionContext::empty())
+            .expect("e")
+            .ciphertext_blob,
+    )];
+    kms.create_key_version(&a).expect("rotate");
+    blobs.push((
+        a.clone(),
+        kms.encrypt(&a, b"a2", &localkms::EncryptionContext::empty())
+            .expect("e")
+            .ciphertext_blob,
+    ));
+    let ext = external(kms);
+    import(
+        kms,
+        &ext,
+        WrappingAlgorithm::RsaesOaepSha256,
+        &[3; 32],
+        None,
+    )
+    .expect("import");
+    blobs.push((
+        ext.clone(),
+        kms.encrypt(&ext, b"x", &localkms::EncryptionContext::empty())
+            .expect("e")
+            .ciphertext_blob,
+    ));
+    let b = kms.create_key(&Default::default()).expect("b").key_id;
+    blobs.push((
+        b.clone(),
+        kms.encrypt(&b, b"b", &localkms::EncryptionContext::empty())
+            .expect("e")
+            .ciphertext_blob,
+    ));
+    kms.disable_key(&b).expect("disable");
+    blobs
+}
+
+/// verify() passes, every blob decrypts (or its key is disabled, as it was),
+/// the alias and the tag came along, and the store takes new writes.
+pub fn check_restored(kms: &Kms, blobs: &[(String, localkms::CiphertextBlob)]) {
+    let r = kms.verify().expect("verify");
+    assert!(r.is_ok(), "{r}");
+    let mut decrypted = 0;
+    for (key, blob) in blobs {
+        match kms.decrypt(blob, &localkms::EncryptionContext::empty()) {
+            Ok(d) => {
+                assert_eq!(&d.key_id, key);
+                decrypted += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.code(), "Rejected.Disabled", "{e:?}");
+                assert_eq!(
+                    kms.describe_key(key).expect("d").key_state,
+                    localkms::KeyState::Disabled
+                );
+            }
+        }
+    }
+    assert_eq!(decrypted, blobs.len() - 1);
+    assert_eq!(kms.list_resource_tags(&blobs[0].0).expect("tags").len(), 1);
+    assert_eq!(
+        kms.encrypt("alias/a", b"y", &localkms::EncryptionContext::empty())
+            .expect("alias")
+            .key_id,
+        blobs[0].0
+    );
+    kms.create_key(&Default::default())
+        .expect("create after restore");
+    assert!(kms.verify().expect("verify").is_ok());
+}

@@ -16,25 +16,16 @@
 //! below the API by `asym_crosscheck.rs`. Tool discovery as there: a loud
 //! SKIPPED line without them, a failure under `CI=true`.
 
+#[path = "support/crosscheck.rs"]
+mod crosscheck;
+use crosscheck::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use localkms::asym::{PublicKey, sha256, sm2_digest};
 use localkms::{Algorithm, CreateKeyRequest, KeySpec, KeyUsage, Kms};
-use serde_json::{Value, json};
-
-const OPENSSL: &str = "/usr/bin/openssl";
-
-fn hexs(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use serde_json::json;
 
 fn tools() -> Option<(PathBuf, bool)> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -56,48 +47,6 @@ fn tools() -> Option<(PathBuf, bool)> {
     assert!(!ci, "{msg}");
     eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
     None
-}
-
-fn py(python: &Path, body: &str, input: &Value) -> Value {
-    let script =
-        format!("import sys, json\ninp = json.load(sys.stdin)\nH = bytes.fromhex\n{body}\n");
-    let mut child = Command::new(python)
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn openssl(args: &[&str]) -> (bool, Vec<u8>) {
-    let out = Command::new(OPENSSL).args(args).output().unwrap();
-    if !out.status.success() {
-        eprintln!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.success(), out.stdout)
-}
-
-fn write(dir: &Path, name: &str, data: &[u8]) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, data).unwrap();
-    p.to_str().unwrap().to_owned()
 }
 
 fn key(kms: &Kms, spec: KeySpec, usage: Option<KeyUsage>) -> (String, String, String) {
@@ -349,34 +298,4 @@ print(json.dumps(c.encrypt(b"from gmssl").hex()))
         }
     }
     eprintln!("service cross-checks passed:\n  {}", checks.join("\n  "));
-}
-
-/// Minimal DER for the GM/T 0009 SM2 ciphertext, from gmssl's raw C1C3C2
-/// (`x || y || C3 || C2`, no point prefix).
-fn sm2_raw_to_asn1(raw: &[u8]) -> Vec<u8> {
-    fn int(v: &[u8]) -> Vec<u8> {
-        let mut v: Vec<u8> = v.iter().copied().skip_while(|b| *b == 0).collect();
-        if v.first().is_none_or(|b| b & 0x80 != 0) {
-            v.insert(0, 0);
-        }
-        tlv(0x02, &v)
-    }
-    fn len(n: usize) -> Vec<u8> {
-        match n {
-            0..=127 => vec![n as u8],
-            128..=255 => vec![0x81, n as u8],
-            _ => vec![0x82, (n >> 8) as u8, n as u8],
-        }
-    }
-    fn tlv(tag: u8, v: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        out.extend(len(v.len()));
-        out.extend_from_slice(v);
-        out
-    }
-    let mut body = int(&raw[..32]);
-    body.extend(int(&raw[32..64]));
-    body.extend(tlv(0x04, &raw[64..96]));
-    body.extend(tlv(0x04, &raw[96..]));
-    tlv(0x30, &body)
 }

@@ -14,7 +14,10 @@
 //! `python3` if it has the modules. Without them the test prints a loud
 //! SKIPPED line, except under `CI=true`, where it fails.
 
-use std::io::Write as _;
+#[path = "support/crosscheck.rs"]
+mod crosscheck;
+use crosscheck::*;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -22,8 +25,6 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use localkms::{Kms, wire};
 use serde_json::{Value, json};
-
-const OPENSSL: &str = "/usr/bin/openssl";
 
 fn tools() -> Option<PathBuf> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
@@ -43,31 +44,6 @@ fn tools() -> Option<PathBuf> {
     assert!(!ci, "{msg}");
     eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
     None
-}
-
-/// Runs a Python snippet that reads JSON `inp` from stdin and prints JSON.
-fn py(python: &Path, body: &str, input: &Value) -> Value {
-    let script = format!("import sys, json, base64\ninp = json.load(sys.stdin)\n{body}\n");
-    let mut child = Command::new(python)
-        .args(["-c", &script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "python failed:\n{script}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn ok(kms: &Kms, p: &[(&str, &str)]) -> Value {
@@ -135,37 +111,6 @@ fn exports(
         (s(&gdk["Plaintext"]), s(&exported["ExportedDataKey"])),
         (s(&opened["Plaintext"]), s(&both["ExportedDataKey"])),
     ]
-}
-
-/// gmssl's raw C1C3C2 (no 0x04 prefix) from the GM/T 0009 DER
-/// `SEQUENCE { x INTEGER, y INTEGER, C3 OCTET STRING, C2 OCTET STRING }`.
-fn sm2_asn1_to_raw(der: &[u8]) -> Vec<u8> {
-    fn read(d: &[u8]) -> (u8, &[u8], &[u8]) {
-        let (len, hdr) = match d[1] {
-            n if n < 0x80 => (n as usize, 2),
-            0x81 => (d[2] as usize, 3),
-            0x82 => ((d[2] as usize) << 8 | d[3] as usize, 4),
-            _ => panic!("long length"),
-        };
-        (d[0], &d[hdr..hdr + len], &d[hdr + len..])
-    }
-    let (tag, mut body, rest) = read(der);
-    assert_eq!((tag, rest.len()), (0x30, 0));
-    let mut out = Vec::new();
-    for i in 0..4 {
-        let (tag, v, r) = read(body);
-        body = r;
-        if i < 2 {
-            assert_eq!(tag, 0x02);
-            let v = if v.len() == 33 { &v[1..] } else { v };
-            out.extend(std::iter::repeat_n(0u8, 32 - v.len()));
-            out.extend_from_slice(v);
-        } else {
-            assert_eq!(tag, 0x04);
-            out.extend_from_slice(v);
-        }
-    }
-    out
 }
 
 #[test]
